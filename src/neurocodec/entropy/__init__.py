@@ -1,0 +1,11 @@
+"""Entropy models: a training face (likelihoods) and a coding face (symbols + table indexes)."""
+
+from .factorized import FactorizedDensity
+from .fixedpoint import FixedPointConv, round_ste
+from .gaussian import gaussian_likelihood, gaussian_pmfs, scale_table
+from .hyperprior import FixedPointHyperSynthesis, HyperSymbols, MeanScaleHyperprior
+
+__all__ = [
+    "FactorizedDensity", "FixedPointConv", "round_ste", "gaussian_likelihood", "gaussian_pmfs",
+    "scale_table", "FixedPointHyperSynthesis", "HyperSymbols", "MeanScaleHyperprior",
+]

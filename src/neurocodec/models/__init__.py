@@ -1,0 +1,24 @@
+"""Registered architectures: name -> class. A model has ``forward`` for training and
+``compress`` / ``decompress`` for bytes."""
+
+from __future__ import annotations
+
+from .base import LAMBDAS, VariableRateCodec, check_quality, lambda_for_quality
+from .hyperprior import BlockHyperprior, ConvHyperprior
+
+ARCHITECTURES: dict[str, type[VariableRateCodec]] = {
+    BlockHyperprior.architecture: BlockHyperprior,
+    ConvHyperprior.architecture: ConvHyperprior,
+}
+
+
+def build_model(architecture: str, **config) -> VariableRateCodec:
+    """Instantiate a registered architecture; unknown names raise ValueError listing the known ones."""
+    try:
+        cls = ARCHITECTURES[architecture]
+    except KeyError:
+        raise ValueError(f"unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}") from None
+    return cls(**config)
+
+
+__all__ = ["ARCHITECTURES", "LAMBDAS", "VariableRateCodec", "build_model", "check_quality", "lambda_for_quality"]

@@ -1,0 +1,135 @@
+"""Variable-rate transform codec: the part every architecture shares.
+
+An architecture supplies ``analysis`` (image -> latents) and ``synthesis`` (latents ->
+image). This base adds what makes one set of weights cover the whole rate range (gain
+units, Cui et al., CVPR 2021): a learned per-channel gain vector for each of the eight
+quality levels, interpolated geometrically for fractional qualities, that scales the
+latents before quantisation, and a separate inverse gain after it. It also holds the
+entropy model and the rate-distortion trade-off of each quality.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..entropy import MeanScaleHyperprior
+
+# Rate-distortion trade-offs of qualities 1..8 (distortion = lambda * 255^2 * MSE), the
+# values CompressAI uses, so quality q here is comparable with quality q there.
+LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+MIN_QUALITY = 1.0
+MAX_QUALITY = float(len(LAMBDAS))
+
+
+def check_quality(quality: Any) -> float:
+    """Validate a quality (int or float in [1, 8]) and return it as float."""
+    try:
+        q = float(quality)
+    except (TypeError, ValueError):
+        raise ValueError(f"quality must be a number in [1, 8], got {quality!r}") from None
+    if not (MIN_QUALITY <= q <= MAX_QUALITY) or math.isnan(q):
+        raise ValueError(f"quality must be in [1, 8], got {quality!r}")
+    return q
+
+
+def lambda_for_quality(quality: torch.Tensor) -> torch.Tensor:
+    """Log-linear interpolation of :data:`LAMBDAS`; quality float (B,) -> lambda float (B,)."""
+    logs = torch.log(torch.tensor(LAMBDAS, dtype=quality.dtype))
+    return torch.exp(_interpolate(logs.unsqueeze(1), quality).squeeze(1))
+
+
+def _interpolate(table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """Rows of ``table`` (8, K) linearly interpolated at qualities (B,) -> (B, K)."""
+    position = torch.clamp(quality - 1.0, 0.0, len(LAMBDAS) - 1.0)
+    low = torch.clamp(torch.floor(position), max=len(LAMBDAS) - 2).long()
+    frac = (position - low).unsqueeze(1).to(table.dtype)
+    return table[low] * (1 - frac) + table[low + 1] * frac
+
+
+class VariableRateCodec(nn.Module):
+    """Base class of every registered architecture.
+
+    Subclasses set ``self.latent_channels`` and ``self.pad_multiple`` and implement
+    :meth:`analysis` and :meth:`synthesis`; they call :meth:`init_gains` once.
+
+    Faces:
+      * training: ``forward(x, quality)`` with x float32 (B, 3, H, W) in [0, 1], H and W
+        multiples of ``pad_multiple``, quality float32 (B,) in [1, 8];
+      * coding: ``compress(x, quality)`` -> (segments, x_hat) and
+        ``decompress(segments, shape, quality)`` -> x_hat, for a batch of one.
+    """
+
+    architecture: str = ""
+    latent_channels: int
+    pad_multiple: int
+
+    def init_gains(self, initial_steps: torch.Tensor | None = None) -> None:
+        """Create gain tables. ``initial_steps`` float (8, C): quantisation step per quality and
+        channel at initialisation (default: ones)."""
+        if initial_steps is None:
+            initial_steps = torch.ones(len(LAMBDAS), self.latent_channels)
+        self.log_gain = nn.Parameter(-torch.log(initial_steps))
+        self.log_inverse_gain = nn.Parameter(torch.log(initial_steps).clone())
+
+    def make_entropy_model(self, hyper_channels: int = 64, hidden: int = 128) -> None:
+        self.entropy_model = MeanScaleHyperprior(self.latent_channels, hyper_channels, hidden)
+
+    # -- to implement ---------------------------------------------------------------
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def synthesis(self, y_hat: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- gains --------------------------------------------------------------------------
+    def gains(self, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """quality float (B,) -> (gain, inverse gain), each float32 (B, C, 1, 1)."""
+        gain = torch.exp(_interpolate(self.log_gain, quality))
+        inverse = torch.exp(_interpolate(self.log_inverse_gain, quality))
+        return gain[:, :, None, None], inverse[:, :, None, None]
+
+    # -- training face ------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Returns x_hat float32 (B, 3, H, W) (not clamped) and the likelihoods of y and z."""
+        gain, inverse = self.gains(quality)
+        y = self.analysis(x) * gain
+        out = self.entropy_model(y)
+        out["x_hat"] = self.synthesis(out.pop("y_hat") * inverse)
+        return out
+
+    # -- coding face ----------------------------------------------------------------------
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, quality: float, coder: str = "cpu") -> tuple[list[bytes], torch.Tensor]:
+        """x float32 (1, 3, H, W) in [0, 1], padded -> (segments, x_hat float32 (1, 3, H, W)).
+
+        ``x_hat`` is computed from the dequantised symbols exactly as :meth:`decompress` does.
+        """
+        q = torch.tensor([quality], dtype=torch.float32)
+        gain, inverse = self.gains(q)
+        y = self.analysis(x) * gain
+        symbols = self.entropy_model.quantise(y)
+        segments = self.entropy_model.encode(symbols, coder)
+        return segments, self._reconstruct(symbols.y_hat, inverse)
+
+    @torch.no_grad()
+    def decompress(self, segments: list[bytes], shape: tuple[int, int], quality: float,
+                   coder: str = "cpu") -> torch.Tensor:
+        """segments + padded (H, W) -> x_hat float32 (1, 3, H, W)."""
+        h, w = shape
+        q = torch.tensor([quality], dtype=torch.float32)
+        _, inverse = self.gains(q)
+        stride = self.pad_multiple // 4
+        y_hat = self.entropy_model.decode(segments, (1, self.latent_channels, h // stride, w // stride), coder)
+        return self._reconstruct(y_hat, inverse)
+
+    def _reconstruct(self, y_hat: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        return self.synthesis(y_hat * inverse)
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-serialisable)."""
+        return dict(self._config)

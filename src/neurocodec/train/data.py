@@ -1,0 +1,66 @@
+"""Image-folder training data: preloaded images, random crops and flips.
+
+Images are decoded once into uint8 arrays (optionally also at reduced scales, which
+removes the JPEG artefacts of web photographs and matches the detail of Kodak-sized
+images), and crops are drawn from a seeded ``numpy.random.Generator`` so a resumed run
+can continue the exact same stream.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
+
+
+def find_images(folder: str | Path) -> list[Path]:
+    """All image files below ``folder`` (recursive), sorted. Raises FileNotFoundError if none."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"training folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    return files
+
+
+class CropDataset:
+    """Random square crops from a folder of images.
+
+    Args:
+      folder: image folder (searched recursively).
+      crop: crop side in pixels; smaller images are skipped.
+      scales: each image is kept at each of these scale factors (Lanczos downscaling).
+    """
+
+    def __init__(self, folder: str | Path, crop: int = 128, scales: tuple[float, ...] = (1.0,)):
+        from PIL import Image
+
+        self.crop = crop
+        self.images: list[np.ndarray] = []
+        for path in find_images(folder):
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                for s in scales:
+                    size = (round(im.width * s), round(im.height * s))
+                    scaled = im if s == 1.0 else im.resize(size, Image.LANCZOS)
+                    if min(scaled.size) >= crop:
+                        self.images.append(np.asarray(scaled, dtype=np.uint8))
+        if not self.images:
+            raise ValueError(f"no image in {folder} is at least {crop}x{crop} pixels")
+        areas = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
+        self.weights = areas / areas.sum()  # sample images in proportion to their area
+
+    def batch(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """uint8 (size, crop, crop, 3) random crops with random horizontal flips."""
+        out = np.empty((size, self.crop, self.crop, 3), dtype=np.uint8)
+        picks = rng.choice(len(self.images), size=size, p=self.weights)
+        for i, k in enumerate(picks):
+            im = self.images[k]
+            top = rng.integers(0, im.shape[0] - self.crop + 1)
+            left = rng.integers(0, im.shape[1] - self.crop + 1)
+            patch = im[top:top + self.crop, left:left + self.crop]
+            out[i] = patch[:, ::-1] if rng.random() < 0.5 else patch
+        return out

@@ -1,0 +1,182 @@
+"""Rate-distortion training with exact resume.
+
+A run lives in a directory: ``checkpoint.pt`` (model, optimiser, step and RNG states,
+written atomically every ``checkpoint_every`` steps), ``log.jsonl`` (one line per
+``log_every`` steps) and ``config.json``. Running the same command again resumes from
+the checkpoint and continues the log exactly where the checkpoint was taken.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models import build_model, lambda_for_quality
+from .data import CropDataset
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as config.json)."""
+
+    data: str
+    architecture: str = "block-hyperprior"
+    model_config: dict = field(default_factory=dict)
+    steps: int = 10000
+    batch: int = 8
+    crop: int = 128
+    scales: tuple = (0.5, 0.75)
+    lr: float = 5e-4
+    lr_drop_at: float = 0.85      # fraction of ``steps`` after which lr is divided by 10
+    clip: float = 1.0
+    min_quality: float = 1.0
+    max_quality: float = 8.0
+    seed: int = 0
+    threads: int = 1
+    checkpoint_every: int = 200
+    log_every: int = 20
+    init_from: str = ""           # optional weights (safetensors) to start from
+    entropy_warmup: int = 0       # first steps train only the entropy model (transforms frozen)
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Constant ``lr``, divided by 10 after ``lr_drop_at * steps``."""
+    return cfg.lr * (0.1 if step >= cfg.lr_drop_at * cfg.steps else 1.0)
+
+
+def rd_loss(model, x: torch.Tensor, quality: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-batch rate-distortion loss.
+
+    Args:
+      x: float32 (B, 3, H, W) in [0, 1]; quality: float32 (B,).
+    Returns:
+      dict with ``loss`` (scalar: mean over samples of bpp + lambda*255^2*MSE), ``bpp`` and
+      ``mse`` (float32 (B,) each, estimated from the likelihoods).
+    """
+    out = model(x, quality)
+    pixels = x.shape[2] * x.shape[3]
+    bits = -(torch.log2(out["y_likelihoods"]).sum(dim=(1, 2, 3)) + torch.log2(out["z_likelihoods"]).sum(dim=(1, 2, 3)))
+    bpp = bits / pixels
+    mse = ((out["x_hat"] - x) ** 2).mean(dim=(1, 2, 3))
+    lam = lambda_for_quality(quality)
+    loss = (bpp + lam * 255.0**2 * mse).mean()
+    return {"loss": loss, "bpp": bpp, "mse": mse}
+
+
+def _rng_state(rng: np.random.Generator) -> dict:
+    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, progress: bool = True, stop_after: int | None = None) -> Path:
+    """Train (or resume) a run in ``run_dir``. Returns the checkpoint path.
+
+    ``stop_after`` ends this invocation after that many steps (the run can be resumed).
+    """
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    ckpt_path = run / "checkpoint.pt"
+    log_path = run / "log.jsonl"
+    (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=list))
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.architecture, **cfg.model_config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    step = 0
+    elapsed = 0.0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        elapsed = state.get("elapsed", 0.0)
+        rng.bit_generator.state = state["rng"]["numpy"]
+        torch.set_rng_state(state["rng"]["torch"])
+        _truncate_log(log_path, step)
+    elif cfg.init_from:
+        from ..zoo.weights import load_state_into
+
+        load_state_into(model, cfg.init_from)
+
+    data = CropDataset(cfg.data, cfg.crop, tuple(cfg.scales))
+    model.train()
+    end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    window: list[tuple[float, float, float]] = []
+    tic = time.perf_counter()
+    while step < end:
+        batch = torch.from_numpy(data.batch(rng, cfg.batch)).permute(0, 3, 1, 2).float() / 255.0
+        quality = torch.from_numpy(rng.uniform(cfg.min_quality, cfg.max_quality, cfg.batch)).float()
+        lr = learning_rate(cfg, step)
+        _freeze_transforms(model, step < cfg.entropy_warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        result = rd_loss(model, batch, quality)
+        optimizer.zero_grad(set_to_none=True)
+        result["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimizer.step()
+        step += 1
+        window.append((result["loss"].item(), result["bpp"].mean().item(),
+                       float(10 * torch.log10(1.0 / result["mse"].detach().clamp_min(1e-10)).mean())))
+        if bar is not None:
+            bar.update(1)
+        if step % cfg.log_every == 0 or step == end:
+            now = time.perf_counter()
+            elapsed += now - tic
+            tic = now
+            loss, bpp, psnr = (float(np.mean(v)) for v in zip(*window))
+            window.clear()
+            with open(log_path, "a") as f:
+                f.write(json.dumps({"step": step, "loss": round(loss, 5), "bpp": round(bpp, 5), "psnr": round(psnr, 4),
+                                    "lr": lr, "seconds": round(elapsed, 2)}) + "\n")
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss:.3f}", bpp=f"{bpp:.3f}", psnr=f"{psnr:.2f}")
+        if step % cfg.checkpoint_every == 0 or step == end:
+            elapsed += time.perf_counter() - tic
+            tic = time.perf_counter()
+            _save_checkpoint(ckpt_path, model, optimizer, step, elapsed, rng)
+    if bar is not None:
+        bar.close()
+    return ckpt_path
+
+
+def _freeze_transforms(model, frozen: bool) -> None:
+    """During the entropy warm-up only the entropy model learns.
+
+    An untrained prior makes the rate term huge, and the quickest way for the transforms
+    to lower it is to shrink the latents, destroying the linear initialisation; letting the
+    prior catch up first avoids that.
+    """
+    entropy_params = {id(p) for p in model.entropy_model.parameters()}
+    for p in model.parameters():
+        if id(p) not in entropy_params:
+            p.requires_grad_(not frozen)
+
+
+def _save_checkpoint(path: Path, model, optimizer, step: int, elapsed: float, rng) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "elapsed": elapsed, "rng": _rng_state(rng)}, tmp)
+    os.replace(tmp, path)
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint, so a resumed log continues exactly."""
+    if not log_path.exists():
+        return
+    lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
+    kept = [ln for ln in lines if json.loads(ln)["step"] <= step]
+    log_path.write_text("".join(ln + "\n" for ln in kept))
