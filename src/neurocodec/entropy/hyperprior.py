@@ -104,10 +104,10 @@ class FixedPointHyperSynthesis(nn.Module):
         return mean, index
 
     def integer_parameters(self) -> dict[str, torch.Tensor]:
-        """The integer weights and biases the exact path uses (int32 tensors)."""
+        """The integer weights (int16) and biases (int64) the exact path uses."""
         params = {}
         for i, layer in enumerate(self.layers):
-            params[f"{i}.weight"] = layer.integer_weight().to(torch.int32)
+            params[f"{i}.weight"] = layer.integer_weight().to(torch.int16)  # clamped to 16 bits
             params[f"{i}.bias"] = layer.integer_bias().to(torch.int64)
         return params
 

@@ -1,0 +1,238 @@
+"""``Codec``: image in, bytes out, and back.
+
+The codec layer turns images of any size into padded float tensors, splits large images
+into independently coded tiles, runs a zoo model's coding face, and wraps the segments
+in the container (:mod:`neurocodec.format`). It implements no maths of its own.
+
+Images: a ``PIL.Image`` (RGB, L, P without transparency, CMYK...), a numpy ``uint8`` array
+(H, W, 3), (H, W) or (H, W, 1), or a torch tensor (3, H, W) / (1, 3, H, W), uint8 or float
+in [0, 1] (rounded to 8 bits). Grayscale is coded as RGB with three equal channels; images
+with an alpha channel and 16-bit / float PIL modes are rejected with :class:`ImageError`.
+Decoding returns a numpy ``uint8`` array (H, W, 3).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .errors import FormatError, ImageError
+from .format import Header, Limits, pack, unpack
+from .models.base import check_quality
+
+DEFAULT_QUALITY = 4
+# Images with a side above this are coded in tiles of TILE_SIZE (bounded memory).
+UNTILED_MAX_SIDE = 2048
+TILE_SIZE = 1024
+
+
+def to_array(image: Any) -> np.ndarray:
+    """Convert a supported image to a C-contiguous uint8 array (H, W, 3). Raises ImageError."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+            raise ImageError(f"images with an alpha channel (mode {image.mode}) are not supported; "
+                             "drop or composite the alpha first, e.g. image.convert('RGB')")
+        if image.mode in ("I", "F", "I;16", "I;16B", "I;16L", "I;16N"):
+            raise ImageError(f"only 8-bit images are supported, got PIL mode {image.mode}")
+        image = np.asarray(image.convert("RGB"))
+    elif type(image).__module__.startswith("torch"):
+        image = _tensor_to_array(image)
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a PIL image, numpy array or torch tensor, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ImageError(f"numpy images must be uint8 (H, W, 3), got dtype {image.dtype}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        hint = " (alpha channels are not supported)" if image.ndim == 3 and image.shape[2] in (2, 4) else ""
+        raise ImageError(f"expected an image of shape (H, W, 3) or (H, W), got {image.shape}{hint}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ImageError(f"image is empty: shape {image.shape}")
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image)
+
+
+def _tensor_to_array(tensor) -> np.ndarray:
+    import torch
+
+    t = tensor.detach().cpu()
+    if t.ndim == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.ndim != 3 or t.shape[0] not in (1, 3):
+        raise ImageError(f"expected a tensor of shape (3, H, W) or (1, 3, H, W), got {tuple(tensor.shape)}")
+    if t.dtype == torch.uint8:
+        out = t
+    elif t.is_floating_point():
+        if not torch.isfinite(t).all():
+            raise ImageError("float image tensor contains NaN or infinity")
+        out = torch.round(t.clamp(0, 1) * 255).to(torch.uint8)
+    else:
+        raise ImageError(f"image tensors must be uint8 or float in [0, 1], got {t.dtype}")
+    return out.permute(1, 2, 0).numpy()
+
+
+def tile_grid(height: int, width: int, tile_height: int, tile_width: int) -> list[tuple[int, int, int, int]]:
+    """Tiles (top, left, h, w) in raster order; a tile size of 0 means one tile."""
+    th = tile_height or height
+    tw = tile_width or width
+    return [(top, left, min(th, height - top), min(tw, width - left))
+            for top in range(0, height, th) for left in range(0, width, tw)]
+
+
+class Codec:
+    """A zoo model ready to compress and decompress images.
+
+    Args:
+      model_name: a shipped model (see :func:`neurocodec.list_models`); None = default.
+      quality: default quality, a number in [1, 8] (1 = smallest files; fractions allowed).
+      coder: entropy coder backend (``"cpu"``).
+      limits: container limits applied when decoding.
+    """
+
+    def __init__(self, model_name: str | None = None, quality: float = DEFAULT_QUALITY, coder: str = "cpu",
+                 limits: Limits | None = None):
+        from . import zoo
+
+        self.info = zoo.model_info(model_name)
+        self.model = zoo.load_model(self.info.name)
+        self.quality = check_quality(quality)
+        self.coder = coder
+        self.limits = limits
+
+    @classmethod
+    def from_pretrained(cls, name: str | None = None, quality: float = DEFAULT_QUALITY, **kwargs) -> "Codec":
+        """The shipped model ``name`` (None = the default model)."""
+        return cls(name, quality, **kwargs)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    # -- encoding ------------------------------------------------------------------------
+    def compress(self, image: Any, quality: float | None = None) -> bytes:
+        """Encode an image. Returns the complete ``.ncdc`` stream (bytes)."""
+        return self.compress_with_reconstruction(image, quality)[0]
+
+    def compress_with_reconstruction(self, image: Any, quality: float | None = None) -> tuple[bytes, np.ndarray]:
+        """Encode an image; also return uint8 (H, W, 3): exactly what any decoder of this
+        stream reconstructs on this machine."""
+        import torch
+
+        array = to_array(image)
+        q = float(np.float32(check_quality(self.quality if quality is None else quality)))
+        height, width = array.shape[:2]
+        tiled = max(height, width) > UNTILED_MAX_SIDE
+        tile = TILE_SIZE if tiled else 0
+        segments: list[bytes] = []
+        recon = np.empty_like(array)
+        with torch.inference_mode():
+            for top, left, h, w in tile_grid(height, width, tile, tile):
+                x, padded = self._to_tensor(array[top:top + h, left:left + w])
+                tile_segments, x_hat = self.model.compress(x, q, self.coder)
+                segments += tile_segments
+                recon[top:top + h, left:left + w] = _to_uint8(x_hat, h, w)
+        header = Header(model_id=self.info.name, weight_hash=self.info.weight_hash, coder=_coder_name(self.coder),
+                        quality=q, height=height, width=width, channels=3, tile_height=tile, tile_width=tile)
+        return pack(header, segments), recon
+
+    def _to_tensor(self, array: np.ndarray):
+        import torch
+        import torch.nn.functional as F
+
+        h, w = array.shape[:2]
+        m = self.model.pad_multiple
+        ph, pw = math.ceil(h / m) * m, math.ceil(w / m) * m
+        x = torch.from_numpy(np.array(array)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        if (ph, pw) != (h, w):
+            x = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
+        return x, (ph, pw)
+
+    # -- decoding ------------------------------------------------------------------------
+    def decompress(self, data: bytes) -> np.ndarray:
+        """Decode a stream written by this model. Returns uint8 (H, W, 3).
+
+        Raises FormatError (or a subclass) for anything that is not a valid stream of this
+        model; use :func:`neurocodec.decompress` to pick the model from the stream.
+        """
+        header, segments = unpack(data, self.limits)
+        if header.model_id != self.info.name or header.weight_hash != self.info.weight_hash:
+            from .zoo import find_model
+
+            find_model(header.model_id, header.weight_hash)  # raises if not shipped at all
+            raise FormatError(f"stream was written by model {header.model_id!r}, this codec is {self.info.name!r}; "
+                              "use neurocodec.decompress() to pick the model from the stream")
+        return self._decode(header, segments)
+
+    def _decode(self, header: Header, segments: list[bytes]) -> np.ndarray:
+        import torch
+
+        try:
+            quality = check_quality(header.quality)
+        except ValueError:
+            raise FormatError(f"stream has quality {header.quality}, outside [1, 8]") from None
+        tiles = tile_grid(header.height, header.width, header.tile_height, header.tile_width)
+        per_tile = 2
+        if len(segments) != per_tile * len(tiles):
+            raise FormatError(f"stream has {len(segments)} segments; a {header.height}x{header.width} image in "
+                              f"{len(tiles)} tile(s) needs {per_tile * len(tiles)}")
+        out = np.empty((header.height, header.width, 3), dtype=np.uint8)
+        m = self.model.pad_multiple
+        with torch.inference_mode():
+            for i, (top, left, h, w) in enumerate(tiles):
+                shape = (math.ceil(h / m) * m, math.ceil(w / m) * m)
+                try:
+                    x_hat = self.model.decompress(segments[per_tile * i:per_tile * (i + 1)], shape, quality,
+                                                  _coder_backend(header.coder))
+                except FormatError:
+                    raise
+                except Exception as exc:  # a stream that passed its CRCs but decodes to nonsense
+                    raise FormatError(f"tile {i} does not decode: {exc}") from exc
+                out[top:top + h, left:left + w] = _to_uint8(x_hat, h, w)
+        return out
+
+
+def _to_uint8(x_hat, h: int, w: int) -> np.ndarray:
+    import torch
+
+    x = torch.nan_to_num(x_hat[0, :, :h, :w], nan=0.0)
+    return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+_CODER_NAMES = {"cpu": "cpu-range"}
+
+
+def _coder_name(backend: str) -> str:
+    try:
+        return _CODER_NAMES[backend]
+    except KeyError:
+        raise ValueError(f"unknown coder {backend!r}; available: {sorted(_CODER_NAMES)}") from None
+
+
+def _coder_backend(container_name: str) -> str:
+    for backend, name in _CODER_NAMES.items():
+        if name == container_name:
+            return backend
+    from .errors import UnsupportedVersionError
+
+    raise UnsupportedVersionError(f"stream was written with coder {container_name!r}, not available here")
+
+
+def compress(image: Any, model: str | None = None, quality: float = DEFAULT_QUALITY) -> bytes:
+    """Compress an image with a shipped model (None = default). Returns the stream bytes."""
+    return Codec(model, quality).compress(image)
+
+
+def decompress(data: bytes, limits: Limits | None = None) -> np.ndarray:
+    """Decode any neurocodec stream; the model is read from its header. Returns uint8 (H, W, 3)."""
+    from .zoo import find_model
+
+    header, segments = unpack(data, limits)
+    info = find_model(header.model_id, header.weight_hash)
+    return Codec(info.name, limits=limits)._decode(header, segments)

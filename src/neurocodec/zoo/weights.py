@@ -1,0 +1,111 @@
+"""Weight files: one safetensors file per shipped model.
+
+A weight file holds
+
+* the float parameters of the transforms (fp16, promoted to float32 when loaded),
+* the integer parameters of the fixed-point prior (``prior.*``, int32/int64, exact),
+* the integer coding tables (``tables.y.*``, ``tables.z.*``), built once at export,
+* metadata (strings): ``architecture``, ``config`` (JSON), ``name``, ``description`` and
+  ``card`` (JSON: data, steps, CPU-hours, command, measured RD).
+
+Nothing is pickled and nothing is recomputed at load time that could change a symbol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+PRIOR_PREFIX = "prior."
+TABLE_PREFIXES = {"y": "tables.y.", "z": "tables.z.", }
+# Parameters of the float hyper-synthesis are not needed for coding (the exact integer
+# copies are), but are kept so an exported model can be fine-tuned.
+
+
+def weight_hash(path: str | Path) -> bytes:
+    """First 8 bytes of the SHA-256 of a weight file (what streams record)."""
+    return hashlib.sha256(Path(path).read_bytes()).digest()[:8]
+
+
+def export_weights(model, path: str | Path, name: str, description: str = "", card: dict | None = None) -> bytes:
+    """Write ``model`` (with tables built) to ``path``; returns its weight hash.
+
+    Args:
+      model: a :class:`neurocodec.models.VariableRateCodec`; its tables are (re)built here.
+    """
+    from safetensors.torch import save_file
+
+    model = model.eval()
+    entropy = model.entropy_model
+    entropy.update_tables()
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        tensors[key] = value.detach().to(torch.float16) if value.is_floating_point() else value.detach()
+    for key, value in entropy.prior_params.items():
+        tensors[PRIOR_PREFIX + key] = value.contiguous()
+    for which, tables in (("y", entropy.y_tables), ("z", entropy.z_tables)):
+        for key, array in tables.to_arrays().items():
+            tensors[TABLE_PREFIXES[which] + key] = torch.from_numpy(array.copy())
+    metadata = {
+        "architecture": model.architecture,
+        "config": json.dumps(model.config(), sort_keys=True),
+        "name": name,
+        "description": description,
+        "card": json.dumps(card or {}, sort_keys=True),
+        "format": "neurocodec-weights-1",
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    tmp.replace(path)
+    path.chmod(0o644)
+    return weight_hash(path)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Metadata of a weight file, with ``config`` and ``card`` parsed from JSON."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    meta["config"] = json.loads(meta.get("config", "{}"))
+    meta["card"] = json.loads(meta.get("card", "{}"))
+    return meta
+
+
+def load_weights(path: str | Path):
+    """Build the model stored in ``path``, ready to code (eval mode, tables loaded)."""
+    from safetensors.torch import load_file
+
+    from ..coding import IntTables
+    from ..models import build_model
+
+    meta = read_metadata(path)
+    model = build_model(meta["architecture"], **meta["config"])
+    tensors = load_file(str(path))
+    load_state_into(model, tensors)
+    entropy = model.entropy_model
+    entropy.prior_params = {k[len(PRIOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}
+    for which, prefix in TABLE_PREFIXES.items():
+        arrays = {k[len(prefix):]: v.numpy() for k, v in tensors.items() if k.startswith(prefix)}
+        setattr(entropy, f"{which}_tables", IntTables.from_arrays(arrays))
+    return model.eval()
+
+
+def load_state_into(model, source) -> None:
+    """Copy float parameters from a weight file (path) or tensor dict into ``model``."""
+    if not isinstance(source, dict):
+        from safetensors.torch import load_file
+
+        source = load_file(str(source))
+    own = model.state_dict()
+    state = {k: v.to(own[k].dtype) for k, v in source.items() if k in own}
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise ValueError(f"weight file lacks parameters: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    model.load_state_dict(state)
