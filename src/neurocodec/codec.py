@@ -116,31 +116,79 @@ class Codec:
         return self.info.name
 
     # -- encoding ------------------------------------------------------------------------
-    def compress(self, image: Any, quality: float | None = None) -> bytes:
-        """Encode an image. Returns the complete ``.ncdc`` stream (bytes)."""
-        return self.compress_with_reconstruction(image, quality)[0]
+    def compress(self, image: Any, quality: float | None = None, *, bpp: float | None = None,
+                 psnr: float | None = None) -> bytes:
+        """Encode an image. Returns the complete ``.ncdc`` stream (bytes).
 
-    def compress_with_reconstruction(self, image: Any, quality: float | None = None) -> tuple[bytes, np.ndarray]:
-        """Encode an image; also return uint8 (H, W, 3): exactly what any decoder of this
-        stream reconstructs on this machine."""
+        Give at most one of ``quality`` (in [1, 8]; default: the codec's), ``bpp`` (target
+        bits per pixel of the whole file) or ``psnr`` (target dB). Targets are met by
+        searching the quality; a target outside the model's range gives quality 1 or 8.
+        """
+        return self.compress_with_reconstruction(image, quality, bpp=bpp, psnr=psnr)[0]
+
+    def compress_with_reconstruction(self, image: Any, quality: float | None = None, *, bpp: float | None = None,
+                                     psnr: float | None = None) -> tuple[bytes, np.ndarray]:
+        """As :meth:`compress`; also returns uint8 (H, W, 3): exactly what any decoder of
+        this stream reconstructs on this machine."""
         import torch
 
+        if sum(v is not None for v in (quality, bpp, psnr)) > 1:
+            raise ValueError("give at most one of quality, bpp and psnr")
+        for name, value in (("bpp", bpp), ("psnr", psnr)):
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} target must be a positive number, got {value!r}")
         array = to_array(image)
-        q = float(np.float32(check_quality(self.quality if quality is None else quality)))
         height, width = array.shape[:2]
-        tiled = max(height, width) > UNTILED_MAX_SIDE
-        tile = TILE_SIZE if tiled else 0
-        segments: list[bytes] = []
-        recon = np.empty_like(array)
+        tile = TILE_SIZE if max(height, width) > UNTILED_MAX_SIDE else 0
+        tiles = tile_grid(height, width, tile, tile)
         with torch.inference_mode():
-            for top, left, h, w in tile_grid(height, width, tile, tile):
-                x, padded = self._to_tensor(array[top:top + h, left:left + w])
-                tile_segments, x_hat = self.model.compress(x, q, self.coder)
-                segments += tile_segments
-                recon[top:top + h, left:left + w] = _to_uint8(x_hat, h, w)
+            if bpp is None and psnr is None:
+                q = _as_stored_quality(check_quality(self.quality if quality is None else quality))
+                segments, recon = self._encode_tiles(array, tiles, q)
+            else:
+                q, segments, recon = self._search_quality(array, tiles, bpp, psnr)
         header = Header(model_id=self.info.name, weight_hash=self.info.weight_hash, coder=_coder_name(self.coder),
                         quality=q, height=height, width=width, channels=3, tile_height=tile, tile_width=tile)
         return pack(header, segments), recon
+
+    def _encode_tiles(self, array: np.ndarray, tiles, q: float, latents: list | None = None):
+        """Encode every tile at quality q (streaming when no cached latents are given)."""
+        segments: list[bytes] = []
+        recon = np.empty_like(array)
+        for i, (top, left, h, w) in enumerate(tiles):
+            y = latents[i] if latents is not None else self.model.analysis(
+                self._to_tensor(array[top:top + h, left:left + w])[0])
+            tile_segments, y_hat = self.model.code_latents(y, q, self.coder)
+            segments += tile_segments
+            recon[top:top + h, left:left + w] = _to_uint8(self.model.reconstruct(y_hat, q), h, w)
+        return segments, recon
+
+    def _search_quality(self, array: np.ndarray, tiles, bpp: float | None, psnr: float | None):
+        """Find the quality whose stream meets a bpp or PSNR target (analysis runs once)."""
+        from .metrics import psnr as psnr_of
+
+        latents = [self.model.analysis(self._to_tensor(array[t:t + h, l:l + w])[0]) for t, l, h, w in tiles]
+        pixels = array.shape[0] * array.shape[1]
+        cache: dict[float, tuple] = {}
+
+        def measure(q: float):
+            if q not in cache:
+                if bpp is not None:  # the rate needs no synthesis
+                    segments = []
+                    for y in latents:
+                        segments += self.model.code_latents(y, q, self.coder)[0]
+                    value = 8.0 * (sum(map(len, segments)) + HEADER_ESTIMATE) / pixels
+                    cache[q] = (math.log(value), None)
+                else:
+                    segments, recon = self._encode_tiles(array, tiles, q, latents)
+                    cache[q] = (psnr_of(array, recon), (segments, recon))
+            return cache[q][0]
+
+        target = math.log(bpp) if bpp is not None else psnr
+        tolerance = 0.004 if bpp is not None else 0.02
+        q = _solve_monotone(measure, target, tolerance)
+        segments, recon = cache[q][1] if cache[q][1] is not None else self._encode_tiles(array, tiles, q, latents)
+        return q, segments, recon
 
     def _to_tensor(self, array: np.ndarray):
         import torch
@@ -196,6 +244,54 @@ class Codec:
                     raise FormatError(f"tile {i} does not decode: {exc}") from exc
                 out[top:top + h, left:left + w] = _to_uint8(x_hat, h, w)
         return out
+
+
+def _as_stored_quality(q: float) -> float:
+    """The quality as the container stores it (float32), so encoder and decoder agree."""
+    return float(np.float32(q))
+
+
+# Rate control counts the container header too; its size barely varies (about 60 bytes).
+HEADER_ESTIMATE = 64
+
+
+def _solve_monotone(measure, target: float, tolerance: float, iterations: int = 14) -> float:
+    """Quality in [1, 8] whose increasing ``measure`` is closest to ``target``.
+
+    Regula falsi (Illinois variant) on the bracket [1, 8], falling back to bisection; the
+    qualities tried are float32 values, as stored in the stream.
+    """
+    lo, hi = _as_stored_quality(1.0), _as_stored_quality(8.0)
+    f_lo, f_hi = measure(lo) - target, measure(hi) - target
+    if f_lo >= 0:
+        return lo
+    if f_hi <= 0:
+        return hi
+    best = min((lo, f_lo), (hi, f_hi), key=lambda p: abs(p[1]))
+    side = 0
+    for _ in range(iterations):
+        q = lo - f_lo * (hi - lo) / (f_hi - f_lo)
+        if not (lo < q < hi) or hi - lo < 1e-3:
+            q = 0.5 * (lo + hi)
+        q = _as_stored_quality(q)
+        if q in (lo, hi):
+            break
+        f = measure(q) - target
+        if abs(f) < abs(best[1]):
+            best = (q, f)
+        if abs(f) <= tolerance:
+            break
+        if f < 0:
+            lo, f_lo = q, f
+            if side == -1:
+                f_hi /= 2
+            side = -1
+        else:
+            hi, f_hi = q, f
+            if side == 1:
+                f_lo /= 2
+            side = 1
+    return best[0]
 
 
 def _to_uint8(x_hat, h: int, w: int) -> np.ndarray:

@@ -109,26 +109,34 @@ class VariableRateCodec(nn.Module):
 
         ``x_hat`` is computed from the dequantised symbols exactly as :meth:`decompress` does.
         """
-        q = torch.tensor([quality], dtype=torch.float32)
-        gain, inverse = self.gains(q)
-        y = self.analysis(x) * gain
-        symbols = self.entropy_model.quantise(y)
-        segments = self.entropy_model.encode(symbols, coder)
-        return segments, self._reconstruct(symbols.y_hat, inverse)
+        segments, y_hat = self.code_latents(self.analysis(x), quality, coder)
+        return segments, self.reconstruct(y_hat, quality)
+
+    @torch.no_grad()
+    def code_latents(self, y: torch.Tensor, quality: float, coder: str = "cpu") -> tuple[list[bytes], torch.Tensor]:
+        """Unscaled latents (1, C, h, w) from :meth:`analysis` -> (segments, scaled y_hat).
+
+        Split from :meth:`compress` so rate control can try several qualities on one
+        analysis pass.
+        """
+        gain, _ = self.gains(torch.tensor([quality], dtype=torch.float32))
+        symbols = self.entropy_model.quantise(y * gain)
+        return self.entropy_model.encode(symbols, coder), symbols.y_hat
+
+    @torch.no_grad()
+    def reconstruct(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:
+        """Scaled, dequantised latents -> x_hat float32 (1, 3, H, W) (the decoder's computation)."""
+        _, inverse = self.gains(torch.tensor([quality], dtype=torch.float32))
+        return self.synthesis(y_hat * inverse)
 
     @torch.no_grad()
     def decompress(self, segments: list[bytes], shape: tuple[int, int], quality: float,
                    coder: str = "cpu") -> torch.Tensor:
         """segments + padded (H, W) -> x_hat float32 (1, 3, H, W)."""
         h, w = shape
-        q = torch.tensor([quality], dtype=torch.float32)
-        _, inverse = self.gains(q)
         stride = self.pad_multiple // 4
         y_hat = self.entropy_model.decode(segments, (1, self.latent_channels, h // stride, w // stride), coder)
-        return self._reconstruct(y_hat, inverse)
-
-    def _reconstruct(self, y_hat: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
-        return self.synthesis(y_hat * inverse)
+        return self.reconstruct(y_hat, quality)
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable)."""
