@@ -1,0 +1,108 @@
+"""Training: a few steps on a tiny folder, kill, resume, and the log continues exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY_MODEL = {"refine_blocks": 0, "pixel_hidden": 0, "hyper_channels": 8, "hyper_hidden": 16}
+
+
+@pytest.fixture()
+def tiny_folder(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    folder = tmp_path / "images" / "nested"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        base = np.linspace(0, 255, 96 * 80).reshape(96, 80)
+        img = np.stack([base, np.flipud(base), rng.uniform(0, 255, (96, 80))], -1)
+        Image.fromarray(img.astype(np.uint8)).save(folder / f"img{i}.png")
+    (folder / "notes.txt").write_text("not an image")
+    return tmp_path / "images"
+
+
+def _config(data: Path, steps: int):
+    from neurocodec.train import TrainConfig
+
+    return TrainConfig(data=str(data), model_config=TINY_MODEL, steps=steps, batch=2, crop=64, scales=(1.0,),
+                       checkpoint_every=2, log_every=1, entropy_warmup=1, seed=3)
+
+
+def _log(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def test_resume_continues_exactly(tiny_folder: Path, tmp_path: Path):
+    from neurocodec.train import train
+
+    straight = tmp_path / "straight"
+    train(_config(tiny_folder, 6), straight, progress=False)
+    interrupted = tmp_path / "interrupted"
+    train(_config(tiny_folder, 6), interrupted, progress=False, stop_after=3)
+    assert [r["step"] for r in _log(interrupted)] == [1, 2, 3]
+    train(_config(tiny_folder, 6), interrupted, progress=False)
+    assert _log(interrupted) == _log(straight)
+    assert [r["step"] for r in _log(straight)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_killed_process_resumes_from_checkpoint(tiny_folder: Path, tmp_path: Path):
+    """SIGKILL in the middle of a run: the rerun truncates the log to the checkpoint and
+    continues with the same losses as an uninterrupted run."""
+    run = tmp_path / "killed"
+    script = (
+        "import sys, json; sys.path.insert(0, %r)\n"
+        "from neurocodec.train import TrainConfig, train\n"
+        "cfg = TrainConfig(data=%r, model_config=%r, steps=400, batch=2, crop=64, scales=(1.0,),"
+        " checkpoint_every=2, log_every=1, entropy_warmup=1, seed=3)\n"
+        "train(cfg, %r, progress=False)\n"
+    ) % (str(Path(__file__).resolve().parents[1] / "src"), str(tiny_folder), TINY_MODEL, str(run))
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(_log_lines(run)) < 5:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    import torch
+
+    checkpoint_step = torch.load(run / "checkpoint.pt", weights_only=False)["step"]
+    assert checkpoint_step >= 2
+
+    from neurocodec.train import train
+
+    cfg = _config(tiny_folder, 400)  # same schedule as the killed run
+    train(cfg, run, progress=False, stop_after=2)
+    resumed = _log(run)
+    assert [r["step"] for r in resumed] == list(range(1, checkpoint_step + 3))
+
+    reference = tmp_path / "reference"
+    train(cfg, reference, progress=False, stop_after=checkpoint_step + 2)
+    assert resumed == _log(reference)
+
+
+def _log_lines(run: Path) -> list[str]:
+    try:
+        return [ln for ln in (run / "log.jsonl").read_text().splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path):
+    from neurocodec.train import train
+
+    with pytest.raises(FileNotFoundError, match="training folder not found"):
+        train(_config(tmp_path / "nope", 2), tmp_path / "run", progress=False)
