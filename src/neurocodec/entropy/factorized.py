@@ -8,12 +8,15 @@ probability of symbol ``k`` is ``c(k + 1/2) - c(k - 1/2)``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-LIKELIHOOD_FLOOR = 1e-9
+from .gaussian import log1mexp
+
 
 
 class FactorizedDensity(nn.Module):
@@ -55,23 +58,27 @@ class FactorizedDensity(nn.Module):
                 h = h + torch.tanh(self.factors[i]) * torch.tanh(h)
         return h
 
-    def likelihood(self, z: torch.Tensor) -> torch.Tensor:
-        """Probability mass of the unit interval centred on each value.
+    def bits(self, z: torch.Tensor) -> torch.Tensor:
+        """Information content (bits) of the unit interval centred on each value.
 
         Args:
           z: float32 (B, C, H, W) (noisy or rounded hyper-latents).
         Returns:
-          float32 (B, C, H, W), floored at 1e-9.
+          float32 (B, C, H, W), ``-log2 P`` computed in log space (finite, with gradients).
         """
         b, c, h, w = z.shape
         flat = z.permute(1, 0, 2, 3).reshape(c, 1, -1)
         lower = self.logits_cdf(flat - 0.5)
         upper = self.logits_cdf(flat + 0.5)
-        # Evaluate on the side of the median where the sigmoid is not saturated.
+        # Evaluate on the side of the median where the sigmoid is not saturated:
+        # P = sigmoid(hi) - sigmoid(lo) with hi >= lo after the sign flip.
         sign = -torch.sign(lower + upper).detach()
-        p = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
-        p = p.reshape(c, b, h, w).permute(1, 0, 2, 3)
-        return torch.clamp(p, min=LIKELIHOOD_FLOOR)
+        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+        a, b_ = sign * upper, sign * lower
+        hi, lo = torch.maximum(a, b_), torch.minimum(a, b_)
+        log_p = F.logsigmoid(hi) + log1mexp(F.logsigmoid(lo) - F.logsigmoid(hi))
+        bits = -log_p / math.log(2.0)
+        return bits.reshape(c, b, h, w).permute(1, 0, 2, 3)
 
     @torch.no_grad()
     def pmfs(self, support: int = 512, tail_mass: float = 1e-7) -> tuple[list[np.ndarray], np.ndarray]:

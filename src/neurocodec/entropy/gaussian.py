@@ -13,28 +13,43 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-LIKELIHOOD_FLOOR = 1e-9
-
-
 def scale_table(num_scales: int = 64, smallest: float = 0.11, largest: float = 256.0) -> np.ndarray:
     """Log-spaced scales, float64 (num_scales,)."""
     return np.exp(np.linspace(math.log(smallest), math.log(largest), num_scales))
 
 
-def gaussian_likelihood(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Mass of the unit interval around ``residual`` under a zero-mean Gaussian.
+SOFT_CAP_BITS = 40.0
+
+
+def gaussian_bits(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Information content (bits) of the unit interval around ``residual`` under a zero-mean Gaussian.
+
+    Computed in log space (``log_ndtr``), so improbable values keep a finite cost and a
+    useful gradient instead of hitting a likelihood floor whose gradient is zero.
 
     Args:
       residual: float (...), ``y - mean`` (noisy during training).
       scale: float, broadcastable to ``residual``, > 0.
     Returns:
-      float (...), floored at 1e-9.
+      float (...), ``-log2 P`` >= 0. Above :data:`SOFT_CAP_BITS` the cost grows only
+      logarithmically: such symbols are escape-coded at a few tens of bits, and a
+      quadratic Gaussian tail would swamp the loss.
     """
     v = torch.abs(residual)
-    inv = 1.0 / (scale * math.sqrt(2.0))
-    upper = 0.5 * torch.erfc((v - 0.5) * inv)
-    lower = 0.5 * torch.erfc((v + 0.5) * inv)
-    return torch.clamp(upper - lower, min=LIKELIHOOD_FLOOR)
+    upper = torch.special.log_ndtr((0.5 - v) / scale)
+    lower = torch.special.log_ndtr((-0.5 - v) / scale)
+    bits = -(upper + log1mexp(lower - upper)) / math.log(2.0)
+    return torch.where(bits > SOFT_CAP_BITS, SOFT_CAP_BITS + torch.log1p(torch.relu(bits - SOFT_CAP_BITS)), bits)
+
+
+def log1mexp(d: torch.Tensor) -> torch.Tensor:
+    """``log(1 - exp(d))`` for ``d <= 0``, stable, with ``d`` capped just below 0."""
+    return torch.log(-torch.expm1(torch.clamp(d, max=-1e-12)))
+
+
+def gaussian_likelihood(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``2 ** -gaussian_bits(residual, scale)``: the probability itself (for diagnostics)."""
+    return torch.exp2(-gaussian_bits(residual, scale))
 
 
 def gaussian_pmfs(scales: np.ndarray, tail_sigmas: float = 6.5, max_half_width: int = 4096

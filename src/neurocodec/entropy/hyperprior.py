@@ -23,7 +23,7 @@ from torch import nn
 
 from .factorized import FactorizedDensity
 from .fixedpoint import FixedPointConv, fake_requantise, requantise_exact, round_ste
-from .gaussian import gaussian_likelihood, gaussian_pmfs, scale_table
+from .gaussian import gaussian_bits, gaussian_pmfs, scale_table
 
 Z_LIMIT = 2**15  # hyper-latents are clamped here so fixed-point sums stay below 2**53
 # Latents are scaled for unit quantisation steps (DC coefficients reach hundreds); the
@@ -170,18 +170,25 @@ class MeanScaleHyperprior(nn.Module):
 
     # -- training face -----------------------------------------------------------
     def forward(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Args: y float32 (B, C, H, W). Returns y_hat (straight-through rounded around the
-        mean), y_likelihoods and z_likelihoods (noisy-quantisation proxies)."""
+        """Training face.
+
+        Args:
+          y: float32 (B, C, H, W) scaled latents.
+        Returns:
+          dict: ``y_hat`` (B, C, H, W), rounded around the mean with a straight-through
+          gradient; ``y_bits`` (B, C, H, W) and ``z_bits`` (B, Cz, H/4, W/4), the information
+          content under additive uniform noise (the usual differentiable rate proxy).
+        """
         z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
-        z_likelihoods = self.z_density.likelihood(z_noisy)
+        z_bits = self.z_density.bits(z_noisy)
         z_hat = torch.clamp(round_ste(z), -Z_LIMIT, Z_LIMIT)
         mean, index = self.hyper_synthesis(z_hat)
         scale = torch.exp(self.log_scale_min + index * self.log_scale_step)
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        y_likelihoods = gaussian_likelihood(y_noisy - mean, scale)
+        y_bits = gaussian_bits(y_noisy - mean, scale)
         y_hat = mean + round_ste(y - mean)
-        return {"y_hat": y_hat, "y_likelihoods": y_likelihoods, "z_likelihoods": z_likelihoods}
+        return {"y_hat": y_hat, "y_bits": y_bits, "z_bits": z_bits}
 
     # -- coding face ---------------------------------------------------------------
     @torch.no_grad()

@@ -95,7 +95,7 @@ class VariableRateCodec(nn.Module):
 
     # -- training face ------------------------------------------------------------------
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Returns x_hat float32 (B, 3, H, W) (not clamped) and the likelihoods of y and z."""
+        """Returns x_hat float32 (B, 3, H, W) (not clamped) and ``y_bits`` / ``z_bits`` (see the entropy model)."""
         gain, inverse = self.gains(quality)
         y = self.analysis(x) * gain
         out = self.entropy_model(y)

@@ -58,11 +58,11 @@ def rd_loss(model, x: torch.Tensor, quality: torch.Tensor) -> dict[str, torch.Te
       x: float32 (B, 3, H, W) in [0, 1]; quality: float32 (B,).
     Returns:
       dict with ``loss`` (scalar: mean over samples of bpp + lambda*255^2*MSE), ``bpp`` and
-      ``mse`` (float32 (B,) each, estimated from the likelihoods).
+      ``mse`` (float32 (B,) each; bpp is the differentiable estimate).
     """
     out = model(x, quality)
     pixels = x.shape[2] * x.shape[3]
-    bits = -(torch.log2(out["y_likelihoods"]).sum(dim=(1, 2, 3)) + torch.log2(out["z_likelihoods"]).sum(dim=(1, 2, 3)))
+    bits = out["y_bits"].sum(dim=(1, 2, 3)) + out["z_bits"].sum(dim=(1, 2, 3))
     bpp = bits / pixels
     mse = ((out["x_hat"] - x) ** 2).mean(dim=(1, 2, 3))
     lam = lambda_for_quality(quality)
