@@ -106,3 +106,27 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path):
 
     with pytest.raises(FileNotFoundError, match="training folder not found"):
         train(_config(tmp_path / "nope", 2), tmp_path / "run", progress=False)
+
+
+def test_training_ms_ssim_matches_metric():
+    import torch
+
+    from neurocodec.metrics import ms_ssim as reference
+    from neurocodec.train.losses import ms_ssim
+
+    rng = np.random.default_rng(1)
+    smooth = np.cumsum(rng.random((192, 192, 3)), axis=1)
+    a = (smooth / smooth.max() * 255).astype(np.uint8)
+    b = np.clip(a + rng.normal(0, 6, a.shape), 0, 255).astype(np.uint8)
+    as_tensor = lambda v: torch.from_numpy(v).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    assert abs(float(ms_ssim(as_tensor(a), as_tensor(b))) - reference(a, b)) < 0.005
+    assert float(ms_ssim(as_tensor(a), as_tensor(a))) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_ms_ssim_distortion_trains(tiny_folder: Path, tmp_path: Path):
+    from neurocodec.train import train
+
+    cfg = _config(tiny_folder, 2)
+    cfg.distortion = "ms-ssim"
+    train(cfg, tmp_path / "msssim", progress=False)
+    assert [r["step"] for r in _log(tmp_path / "msssim")] == [1, 2]

@@ -40,10 +40,10 @@ def check_quality(quality: Any) -> float:
 def lambda_for_quality(quality: torch.Tensor) -> torch.Tensor:
     """Log-linear interpolation of :data:`LAMBDAS`; quality float (B,) -> lambda float (B,)."""
     logs = torch.log(torch.tensor(LAMBDAS, dtype=quality.dtype))
-    return torch.exp(_interpolate(logs.unsqueeze(1), quality).squeeze(1))
+    return torch.exp(interpolate_qualities(logs.unsqueeze(1), quality).squeeze(1))
 
 
-def _interpolate(table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+def interpolate_qualities(table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     """Rows of ``table`` (8, K) linearly interpolated at qualities (B,) -> (B, K)."""
     position = torch.clamp(quality - 1.0, 0.0, len(LAMBDAS) - 1.0)
     low = torch.clamp(torch.floor(position), max=len(LAMBDAS) - 2).long()
@@ -89,8 +89,8 @@ class VariableRateCodec(nn.Module):
     # -- gains --------------------------------------------------------------------------
     def gains(self, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """quality float (B,) -> (gain, inverse gain), each float32 (B, C, 1, 1)."""
-        gain = torch.exp(_interpolate(self.log_gain, quality))
-        inverse = torch.exp(_interpolate(self.log_inverse_gain, quality))
+        gain = torch.exp(interpolate_qualities(self.log_gain, quality))
+        inverse = torch.exp(interpolate_qualities(self.log_inverse_gain, quality))
         return gain[:, :, None, None], inverse[:, :, None, None]
 
     # -- training face ------------------------------------------------------------------
@@ -111,6 +111,52 @@ class VariableRateCodec(nn.Module):
         """
         segments, y_hat = self.code_latents(self.analysis(x), quality, coder)
         return segments, self.reconstruct(y_hat, quality)
+
+    def refine_latents(self, x: torch.Tensor, quality: float, steps: int, lr: float = 0.02,
+                       seed: int = 0) -> torch.Tensor:
+        """Encode-time optimisation of one image's latents for its own RD cost.
+
+        Starts from ``analysis(x)`` and runs ``steps`` Adam steps on
+        ``bits + lambda * 255^2 * MSE`` (the training loss, with the networks frozen), the
+        rate through additive noise and the distortion through straight-through rounding;
+        the learning rate decays linearly to zero. Only the encoder changes: any decoder
+        reads the result. Deterministic for a given ``seed``.
+
+        Args:
+          x: float32 (1, 3, H, W) in [0, 1], padded.
+        Returns:
+          float32 (1, C, h, w): refined unscaled latents, for :meth:`code_latents`.
+        """
+        q = torch.tensor([quality], dtype=torch.float32)
+        lam = float(lambda_for_quality(q))
+        pixels = x.shape[2] * x.shape[3]
+        with torch.no_grad():
+            y = self.analysis(x)
+        y = y.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([y], lr=lr)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0 - i / max(steps, 1))
+        frozen = [p for p in self.parameters() if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+        generator_state = torch.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            with torch.enable_grad():
+                for _ in range(steps):
+                    gain, inverse = self.gains(q)
+                    out = self.entropy_model(y * gain)
+                    x_hat = self.synthesis(out["y_hat"] * inverse)
+                    bits = out["y_bits"].sum() + out["z_bits"].sum()
+                    loss = bits / pixels + lam * 255.0**2 * torch.mean((x_hat - x) ** 2)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+            torch.set_rng_state(generator_state)
+        return y.detach()
 
     @torch.no_grad()
     def code_latents(self, y: torch.Tensor, quality: float, coder: str = "cpu") -> tuple[list[bytes], torch.Tensor]:

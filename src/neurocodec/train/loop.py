@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from ..models import build_model, lambda_for_quality
+from ..models.base import interpolate_qualities
 from .data import CropDataset
+from .losses import MS_SSIM_LAMBDAS, ms_ssim
 
 
 @dataclass
@@ -28,6 +30,7 @@ class TrainConfig:
 
     data: str
     architecture: str = "block-hyperprior"
+    distortion: str = "mse"       # "mse" or "ms-ssim"
     model_config: dict = field(default_factory=dict)
     steps: int = 10000
     batch: int = 8
@@ -51,13 +54,15 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (0.1 if step >= cfg.lr_drop_at * cfg.steps else 1.0)
 
 
-def rd_loss(model, x: torch.Tensor, quality: torch.Tensor) -> dict[str, torch.Tensor]:
+def rd_loss(model, x: torch.Tensor, quality: torch.Tensor, distortion: str = "mse") -> dict[str, torch.Tensor]:
     """Per-batch rate-distortion loss.
 
     Args:
       x: float32 (B, 3, H, W) in [0, 1]; quality: float32 (B,).
+      distortion: ``"mse"`` (loss term lambda * 255^2 * MSE, CompressAI's scale) or
+        ``"ms-ssim"`` (lambda_ms * (1 - MS-SSIM), with :data:`MS_SSIM_LAMBDAS`).
     Returns:
-      dict with ``loss`` (scalar: mean over samples of bpp + lambda*255^2*MSE), ``bpp`` and
+      dict with ``loss`` (scalar: mean over samples of bpp + distortion term), ``bpp`` and
       ``mse`` (float32 (B,) each; bpp is the differentiable estimate).
     """
     out = model(x, quality)
@@ -65,8 +70,15 @@ def rd_loss(model, x: torch.Tensor, quality: torch.Tensor) -> dict[str, torch.Te
     bits = out["y_bits"].sum(dim=(1, 2, 3)) + out["z_bits"].sum(dim=(1, 2, 3))
     bpp = bits / pixels
     mse = ((out["x_hat"] - x) ** 2).mean(dim=(1, 2, 3))
-    lam = lambda_for_quality(quality)
-    loss = (bpp + lam * 255.0**2 * mse).mean()
+    if distortion == "mse":
+        term = lambda_for_quality(quality) * 255.0**2 * mse
+    elif distortion == "ms-ssim":
+        lambdas = torch.tensor(MS_SSIM_LAMBDAS, dtype=torch.float32)
+        scale = torch.exp(interpolate_qualities(torch.log(lambdas).unsqueeze(1), quality).squeeze(1))
+        term = scale * (1.0 - ms_ssim(out["x_hat"], x))
+    else:
+        raise ValueError(f"distortion must be 'mse' or 'ms-ssim', got {distortion!r}")
+    loss = (bpp + term).mean()
     return {"loss": loss, "bpp": bpp, "mse": mse}
 
 
@@ -123,7 +135,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, progress: bool = True, stop_aft
         _freeze_transforms(model, step < cfg.entropy_warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        result = rd_loss(model, batch, quality)
+        result = rd_loss(model, batch, quality, cfg.distortion)
         optimizer.zero_grad(set_to_none=True)
         result["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
