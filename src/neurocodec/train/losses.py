@@ -3,7 +3,7 @@
 ``mse`` is the mean squared error on [0, 1] pixels; ``ms_ssim`` is multi-scale SSIM
 (Wang et al. 2003: 11-tap Gaussian window, sigma 1.5, five scales with the standard
 weights). For training crops smaller than the 161 pixels five valid-mode scales need,
-the Gaussian filtering here uses reflect padding, so it is a close training proxy; the
+the Gaussian filtering here uses edge-replicating padding, so it is a close training proxy; the
 reported metric is :func:`neurocodec.metrics.ms_ssim`.
 """
 
@@ -27,19 +27,19 @@ def _gaussian_window(channels: int, size: int = 11, sigma: float = 1.5) -> torch
 
 def _filter(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     pad = window.shape[-1] // 2
-    return F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="reflect"), window, groups=x.shape[1])
+    return F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="replicate"), window, groups=x.shape[1])
 
 
 def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """MS-SSIM per sample.
 
     Args:
-      x, y: float32 (B, C, H, W) in [0, 1], H and W >= 32.
+      x, y: float32 (B, C, H, W) in [0, 1], H and W >= 16.
     Returns:
       float32 (B,), in (0, 1] for similar images.
     """
-    if min(x.shape[-2:]) < 32:
-        raise ValueError(f"MS-SSIM needs images of at least 32x32 pixels, got {tuple(x.shape[-2:])}")
+    if min(x.shape[-2:]) < 16:
+        raise ValueError(f"MS-SSIM needs images of at least 16x16 pixels, got {tuple(x.shape[-2:])}")
     c1, c2 = 0.01**2, 0.03**2
     window = _gaussian_window(x.shape[1]).to(x)
     values = []
