@@ -44,6 +44,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     checkpoint_every: int = 200
+    snapshot_every: int = 0       # keep the model weights every N steps (for RD-vs-CPU-time curves)
     log_every: int = 20
     init_from: str = ""           # optional weights (safetensors) to start from
     entropy_warmup: int = 0       # first steps train only the entropy model (transforms frozen)
@@ -160,6 +161,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, progress: bool = True, stop_aft
             elapsed += time.perf_counter() - tic
             tic = time.perf_counter()
             _save_checkpoint(ckpt_path, model, optimizer, step, elapsed, rng)
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+            snapshots = run / "snapshots"
+            snapshots.mkdir(exist_ok=True)
+            torch.save({"model": model.state_dict(), "step": step, "elapsed": elapsed}, snapshots / f"step{step:07d}.pt")
     if bar is not None:
         bar.close()
     return ckpt_path
