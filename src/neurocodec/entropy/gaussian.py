@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-def scale_table(num_scales: int = 64, smallest: float = 0.11, largest: float = 256.0) -> np.ndarray:
-    """Log-spaced scales, float64 (num_scales,)."""
-    return np.exp(np.linspace(math.log(smallest), math.log(largest), num_scales))
+def scale_table(num_scales: int = 96, log2_smallest: float = -3.25, log2_step: float = 0.125) -> np.ndarray:
+    """Log-spaced scales ``2**(log2_smallest + i * log2_step)``, float64 (num_scales,):
+    0.105 .. 394 by default, about 9 % apart."""
+    return np.exp2(log2_smallest + log2_step * np.arange(num_scales))
 
 
 SOFT_CAP_BITS = 40.0

@@ -48,23 +48,41 @@ class HyperSymbols:
     y_hat: torch.Tensor
 
 
+# Scale table: log2(scale) = LOG2_SCALE_MIN + index * LOG2_SCALE_STEP; in the exact path
+# log-scales are integers in units of 2**-LOG_BITS.
+LOG_BITS = 8
+LOG2_SCALE_MIN = -3.25
+LOG2_SCALE_STEP = 0.125
+NUM_SCALES = 96
+GAIN_BITS = 16          # fractional bits of the fixed-point gain multiplying the means
+QUALITY_FRACTION_BITS = 16
+
+
 class FixedPointHyperSynthesis(nn.Module):
-    """``round(z)`` -> (mean, scale index) through fixed-point transposed convolutions.
+    """``round(z)`` -> (mean, scale index) of every latent, quality-aware and exact.
+
+    The network predicts the distribution of the *unscaled* latents: a mean ``m`` on a
+    grid of ``2**-mean_bits`` and a log2-scale ``l`` on a grid of ``2**-LOG_BITS``. For
+    quality q with per-channel gain ``g`` (latents are coded as ``y * g``) the coded
+    distribution has mean ``round(g * m)`` (an integer, so reconstructions do not depend
+    on the prior) and log2-scale ``l + log2 g``, which picks the table index. Because
+    the gain enters here instead of being learned by the network, one prior serves every
+    quality. At coding time ``log2 g`` is a fixed-point integer and ``g`` comes from an
+    integer exp2 table, so every step is integer arithmetic.
 
     Args:
       hyper_channels: Cz, channels of z.
       hidden: channels of the two hidden layers.
-      latent_channels: C, channels of y; the output has 2C channels (means, indexes).
-      num_scales: size of the scale table; indexes are clamped to ``[0, num_scales)``.
-      mean_bits: fractional bits of the mean grid.
+      latent_channels: C, channels of y; the output has 2C channels (means, log-scales).
+      mean_bits: fractional bits of the unscaled mean grid.
       act_bits: fractional bits of hidden activations; ``act_max`` their upper clamp.
     """
 
-    def __init__(self, hyper_channels: int, hidden: int, latent_channels: int, num_scales: int,
-                 mean_bits: int = 0, act_bits: int = 8, act_max: float = 255.0, weight_bits: int = 12):
+    def __init__(self, hyper_channels: int, hidden: int, latent_channels: int,
+                 mean_bits: int = 8, act_bits: int = 8, act_max: float = 255.0, weight_bits: int = 12):
         super().__init__()
         self.latent_channels = latent_channels
-        self.num_scales = num_scales
+        self.num_scales = NUM_SCALES
         self.mean_bits = mean_bits
         self.act_bits = act_bits
         self.act_max = act_max
@@ -74,33 +92,34 @@ class FixedPointHyperSynthesis(nn.Module):
             FixedPointConv(hidden, 2 * latent_channels, 3, 1, weight_bits=weight_bits, act_bits=act_bits),
         ])
         with torch.no_grad():
-            # Means start at exactly 0: a random mean shifts the rounding grid and adds
-            # quantisation noise to every near-zero latent before the prior has learned.
+            # Means start at exactly 0 (a random mean adds noise to near-zero latents);
+            # log-scales start near the typical size of an unscaled coefficient.
             self.layers[-1].weight[:, :latent_channels].zero_()
-            # Indexes start in the middle of the table.
             self.layers[-1].weight[:, latent_channels:].mul_(0.1)
-            self.layers[-1].bias[latent_channels:] = num_scales / 2
+            self.layers[-1].bias[latent_channels:] = -5.0
 
-    @property
-    def mean_limit(self) -> float:
-        return float(2**20)
+    mean_limit = float(2**12)
+    log_scale_limit = 32.0
 
-    def forward(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, z_hat: torch.Tensor, log2_gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training face.
 
         Args:
           z_hat: float32 (B, Cz, h, w), integers (straight-through rounded).
+          log2_gain: float32 (B, C, 1, 1), log2 of the gains the latents were scaled by.
         Returns:
-          (mean, index): float32 (B, C, 4h, 4w) each; the mean on the mean grid and the index an
-          integer in ``[0, num_scales)``, both with straight-through gradients.
+          (mean, index): float32 (B, C, 4h, 4w) each, integers (the mean of the scaled latents
+          and the scale-table index), with straight-through gradients.
         """
         h = z_hat
         for layer in self.layers[:-1]:
             h = fake_requantise(layer(h), self.act_bits, 0.0, self.act_max)
-        out = self.layers[-1](h)
-        mean_raw, index_raw = out.chunk(2, dim=1)
-        mean = fake_requantise(mean_raw, self.mean_bits, -self.mean_limit, self.mean_limit)
-        index = torch.clamp(round_ste(index_raw), 0, self.num_scales - 1)
+        mean_raw, log_scale_raw = self.layers[-1](h).chunk(2, dim=1)
+        mean_u = fake_requantise(mean_raw, self.mean_bits, -self.mean_limit, self.mean_limit)
+        log_scale_u = fake_requantise(log_scale_raw, LOG_BITS, -self.log_scale_limit, self.log_scale_limit)
+        mean = round_ste(mean_u * torch.exp2(log2_gain))
+        position = (log_scale_u + log2_gain - LOG2_SCALE_MIN) / LOG2_SCALE_STEP
+        index = torch.clamp(round_ste(position), 0, self.num_scales - 1)
         return mean, index
 
     def integer_parameters(self) -> dict[str, torch.Tensor]:
@@ -112,16 +131,18 @@ class FixedPointHyperSynthesis(nn.Module):
         return params
 
     @torch.no_grad()
-    def forward_exact(self, z_symbols: torch.Tensor, params: dict[str, torch.Tensor]
+    def forward_exact(self, z_symbols: torch.Tensor, params: dict[str, torch.Tensor], log2_gain: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """Coding face: bit-exact on every machine.
 
         Args:
-          z_symbols: integer tensor (B, Cz, h, w).
-          params: from :meth:`integer_parameters` (or a weight file).
+          z_symbols: integer tensor (1, Cz, h, w).
+          params: from :meth:`integer_parameters` plus ``exp2`` (see :func:`exp2_table`), as
+            stored in a weight file.
+          log2_gain: int64 (C,), log2 of the gains in units of ``2**-LOG_BITS`` (see
+            :func:`quality_log2_gain`).
         Returns:
-          (mean, index): mean float64 (B, C, 4h, 4w) on the mean grid; index int64 in
-          ``[0, num_scales)``.
+          (mean, index): int64 (1, C, 4h, 4w) each.
         """
         h = torch.clamp(z_symbols.to(torch.float64), -Z_LIMIT, Z_LIMIT)
         act_scale = 2.0**self.act_bits
@@ -131,12 +152,48 @@ class FixedPointHyperSynthesis(nn.Module):
             if i < len(self.layers) - 1:
                 h = requantise_exact(acc, layer.out_bits - self.act_bits, 0.0, self.act_max * act_scale)
         last = self.layers[-1]
-        mean_acc, index_acc = acc.chunk(2, dim=1)
-        mean_scale = 2.0**self.mean_bits
-        mean = requantise_exact(mean_acc, last.out_bits - self.mean_bits,
-                                -self.mean_limit * mean_scale, self.mean_limit * mean_scale) / mean_scale
-        index = requantise_exact(index_acc, last.out_bits, 0, self.num_scales - 1).to(torch.int64)
+        mean_acc, log_scale_acc = acc.chunk(2, dim=1)
+        mean_u = requantise_exact(mean_acc, last.out_bits - self.mean_bits, -self.mean_limit * 2**self.mean_bits,
+                                  self.mean_limit * 2**self.mean_bits).to(torch.int64)
+        log_scale_u = requantise_exact(log_scale_acc, last.out_bits - LOG_BITS, -self.log_scale_limit * 2**LOG_BITS,
+                                       self.log_scale_limit * 2**LOG_BITS).to(torch.int64)
+        lg = log2_gain.to(torch.int64).view(1, -1, 1, 1)
+        step = int(LOG2_SCALE_STEP * 2**LOG_BITS)
+        position = log_scale_u + lg - int(LOG2_SCALE_MIN * 2**LOG_BITS) + step // 2
+        index = torch.clamp(torch.div(position, step, rounding_mode="floor"), 0, self.num_scales - 1)
+        gain = fixed_point_gain(lg, params["exp2"])           # 2**-GAIN_BITS units
+        shift = self.mean_bits + GAIN_BITS
+        mean = torch.div(mean_u * gain + (1 << (shift - 1)), 1 << shift, rounding_mode="floor")
         return mean, index
+
+
+def exp2_table() -> torch.Tensor:
+    """int64 (2**LOG_BITS,): ``round(2**(f / 2**LOG_BITS) * 2**GAIN_BITS)``. Built at export
+    and stored in the weight file, so decoders never evaluate exp2 themselves."""
+    f = torch.arange(2**LOG_BITS, dtype=torch.float64) / 2**LOG_BITS
+    return torch.round(torch.exp2(f) * 2**GAIN_BITS).to(torch.int64)
+
+
+def fixed_point_gain(log2_gain: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Integer ``2**(log2_gain / 2**LOG_BITS) * 2**GAIN_BITS`` (int64), from the exp2 table."""
+    whole = torch.div(log2_gain, 2**LOG_BITS, rounding_mode="floor")
+    mantissa = table.to(torch.int64)[log2_gain - whole * 2**LOG_BITS]
+    up = torch.clamp(whole, min=0)
+    down = torch.clamp(-whole, min=0)
+    return torch.div(mantissa * torch.pow(2, up), torch.pow(2, down), rounding_mode="floor")
+
+
+def quality_log2_gain(table: torch.Tensor, quality: float) -> torch.Tensor:
+    """Interpolate integer log2-gains (8, C) at a quality in [1, 8], exactly.
+
+    The fraction ``t = round((q - k) * 2**16)`` is exact for the float32 qualities streams
+    store, and the interpolation is integer arithmetic. Returns int64 (C,).
+    """
+    k = min(max(int(quality), 1), table.shape[0] - 1)
+    t = int(round((float(quality) - k) * 2**QUALITY_FRACTION_BITS))
+    low, high = table[k - 1].to(torch.int64), table[k].to(torch.int64)
+    half = 1 << (QUALITY_FRACTION_BITS - 1)
+    return low + torch.div((high - low) * t + half, 1 << QUALITY_FRACTION_BITS, rounding_mode="floor")
 
 
 class MeanScaleHyperprior(nn.Module):
@@ -146,10 +203,9 @@ class MeanScaleHyperprior(nn.Module):
       latent_channels: C.
       hyper_channels: Cz, channels of z (at H/4, W/4).
       hidden: channels inside ``h_a`` and ``h_s``.
-      num_scales: size of the log-spaced scale table (0.11 .. 256).
     """
 
-    def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128, num_scales: int = 64):
+    def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128):
         super().__init__()
         self.latent_channels = latent_channels
         self.hyper_channels = hyper_channels
@@ -158,22 +214,22 @@ class MeanScaleHyperprior(nn.Module):
             nn.Conv2d(hidden, hidden, 5, stride=2, padding=2), nn.LeakyReLU(0.1),
             nn.Conv2d(hidden, hyper_channels, 5, stride=2, padding=2),
         )
-        self.hyper_synthesis = FixedPointHyperSynthesis(hyper_channels, hidden, latent_channels, num_scales)
+        self.hyper_synthesis = FixedPointHyperSynthesis(hyper_channels, hidden, latent_channels)
         self.z_density = FactorizedDensity(hyper_channels)
-        self.register_buffer("scales", torch.tensor(scale_table(num_scales), dtype=torch.float32))
-        self.log_scale_min = math.log(float(self.scales[0]))
-        self.log_scale_step = math.log(float(self.scales[1] / self.scales[0]))
         # Coding state, filled by update_tables() or by loading a weight file.
         self.y_tables = None
         self.z_tables = None
+        # Integer prior parameters: the hyper-synthesis weights, "exp2" (exp2_table()) and
+        # "log2_gain" (int64 (8, C): the gains of the eight qualities, LOG_BITS fractional bits).
         self.prior_params: dict[str, torch.Tensor] | None = None
 
     # -- training face -----------------------------------------------------------
-    def forward(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training face.
 
         Args:
           y: float32 (B, C, H, W) scaled latents.
+          log2_gain: float32 (B, C, 1, 1), log2 of the gains applied to y.
         Returns:
           dict: ``y_hat`` (B, C, H, W), rounded around the mean with a straight-through
           gradient; ``y_bits`` (B, C, H, W) and ``z_bits`` (B, Cz, H/4, W/4), the information
@@ -183,8 +239,8 @@ class MeanScaleHyperprior(nn.Module):
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_bits = self.z_density.bits(z_noisy)
         z_hat = torch.clamp(round_ste(z), -Z_LIMIT, Z_LIMIT)
-        mean, index = self.hyper_synthesis(z_hat)
-        scale = torch.exp(self.log_scale_min + index * self.log_scale_step)
+        mean, index = self.hyper_synthesis(z_hat, log2_gain)
+        scale = torch.exp2(LOG2_SCALE_MIN + index * LOG2_SCALE_STEP)
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_bits = gaussian_bits(y_noisy - mean, scale)
         y_hat = mean + round_ste(y - mean)
@@ -192,22 +248,30 @@ class MeanScaleHyperprior(nn.Module):
 
     # -- coding face ---------------------------------------------------------------
     @torch.no_grad()
-    def update_tables(self) -> None:
-        """Build the integer tables and integer prior weights (at export time only)."""
+    def update_tables(self, log_gain: torch.Tensor) -> None:
+        """Build the integer tables and integer prior parameters (at export time only).
+
+        Args:
+          log_gain: float (8, C), natural-log gains of the eight qualities.
+        """
         from ..coding import build_tables
 
-        pmfs, minima = gaussian_pmfs(self.scales.double().numpy())
+        pmfs, minima = gaussian_pmfs(scale_table(NUM_SCALES, LOG2_SCALE_MIN, LOG2_SCALE_STEP))
         self.y_tables = build_tables(pmfs, minima)
         pmfs, minima = self.z_density.pmfs()
         self.z_tables = build_tables(pmfs, minima)
         self.prior_params = self.hyper_synthesis.integer_parameters()
+        self.prior_params["exp2"] = exp2_table()
+        self.prior_params["log2_gain"] = torch.round(log_gain.double() / math.log(2.0) * 2**LOG_BITS).to(torch.int64)
 
     def _require_tables(self) -> None:
         if self.y_tables is None or self.z_tables is None or self.prior_params is None:
             raise RuntimeError("entropy model has no coding tables: call update_tables() or load a weight file")
 
-    def _prior(self, z_symbols: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        mean, index = self.hyper_synthesis.forward_exact(torch.from_numpy(z_symbols), self.prior_params)
+    def _prior(self, z_symbols: np.ndarray, quality: float) -> tuple[torch.Tensor, np.ndarray]:
+        """Exact prior: int64 means (1, C, H, W) and int32 table indexes."""
+        log2_gain = quality_log2_gain(self.prior_params["log2_gain"], quality)
+        mean, index = self.hyper_synthesis.forward_exact(torch.from_numpy(z_symbols), self.prior_params, log2_gain)
         return mean, index.numpy().astype(np.int32)
 
     def _z_indexes(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -215,14 +279,14 @@ class MeanScaleHyperprior(nn.Module):
         return np.ascontiguousarray(np.broadcast_to(channel, shape))
 
     @torch.no_grad()
-    def quantise(self, y: torch.Tensor) -> HyperSymbols:
-        """Encoder side: latents -> symbols and table indexes. y float32 (1, C, H, W)."""
+    def quantise(self, y: torch.Tensor, quality: float) -> HyperSymbols:
+        """Encoder side: scaled latents float32 (1, C, H, W) at ``quality`` -> symbols and table indexes."""
         self._require_tables()
         z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
         z_symbols = torch.clamp(torch.round(z), -Z_LIMIT, Z_LIMIT).to(torch.int32).numpy()
-        mean, y_indexes = self._prior(z_symbols)
-        y_symbols = torch.round(y.double() - mean).to(torch.int32)
-        y_hat = (y_symbols.double() + mean).float()
+        mean, y_indexes = self._prior(z_symbols, quality)
+        y_symbols = torch.clamp(torch.round(y.double()) - mean, -2**31, 2**31 - 1).to(torch.int32)
+        y_hat = (y_symbols.to(torch.int64) + mean).float()
         return HyperSymbols(z_symbols, y_symbols.numpy(), y_indexes, y_hat)
 
     def encode(self, symbols: HyperSymbols, coder: str = "cpu") -> list[bytes]:
@@ -235,7 +299,8 @@ class MeanScaleHyperprior(nn.Module):
         return [z_bytes, y_bytes]
 
     @torch.no_grad()
-    def decode(self, segments: list[bytes], y_shape: tuple[int, int, int, int], coder: str = "cpu") -> torch.Tensor:
+    def decode(self, segments: list[bytes], y_shape: tuple[int, int, int, int], quality: float,
+               coder: str = "cpu") -> torch.Tensor:
         """[z segment, y segment] -> y_hat float32 ``y_shape`` (1, C, H, W)."""
         from ..coding import get_backend
 
@@ -244,6 +309,6 @@ class MeanScaleHyperprior(nn.Module):
         b, c, h, w = y_shape
         z_shape = (b, self.hyper_channels, h // 4, w // 4)
         z_symbols = backend.decode(segments[0], self._z_indexes(z_shape), self.z_tables).reshape(z_shape)
-        mean, y_indexes = self._prior(z_symbols)
+        mean, y_indexes = self._prior(z_symbols, quality)
         y_symbols = backend.decode(segments[1], y_indexes, self.y_tables).reshape(y_shape)
-        return (torch.from_numpy(y_symbols).double() + mean).float()
+        return (torch.from_numpy(y_symbols).to(torch.int64) + mean).float()

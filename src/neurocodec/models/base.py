@@ -93,12 +93,16 @@ class VariableRateCodec(nn.Module):
         inverse = torch.exp(interpolate_qualities(self.log_inverse_gain, quality))
         return gain[:, :, None, None], inverse[:, :, None, None]
 
+    def log2_gains(self, quality: torch.Tensor) -> torch.Tensor:
+        """quality float (B,) -> log2 of the gains, float32 (B, C, 1, 1) (for the prior)."""
+        return (interpolate_qualities(self.log_gain, quality) / math.log(2.0))[:, :, None, None]
+
     # -- training face ------------------------------------------------------------------
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict[str, torch.Tensor]:
         """Returns x_hat float32 (B, 3, H, W) (not clamped) and ``y_bits`` / ``z_bits`` (see the entropy model)."""
         gain, inverse = self.gains(quality)
         y = self.analysis(x) * gain
-        out = self.entropy_model(y)
+        out = self.entropy_model(y, self.log2_gains(quality))
         out["x_hat"] = self.synthesis(out.pop("y_hat") * inverse)
         return out
 
@@ -144,7 +148,7 @@ class VariableRateCodec(nn.Module):
             with torch.enable_grad():
                 for _ in range(steps):
                     gain, inverse = self.gains(q)
-                    out = self.entropy_model(y * gain)
+                    out = self.entropy_model(y * gain, self.log2_gains(q))
                     x_hat = self.synthesis(out["y_hat"] * inverse)
                     bits = out["y_bits"].sum() + out["z_bits"].sum()
                     loss = bits / pixels + lam * 255.0**2 * torch.mean((x_hat - x) ** 2)
@@ -166,7 +170,7 @@ class VariableRateCodec(nn.Module):
         analysis pass.
         """
         gain, _ = self.gains(torch.tensor([quality], dtype=torch.float32))
-        symbols = self.entropy_model.quantise(y * gain)
+        symbols = self.entropy_model.quantise(y * gain, quality)
         return self.entropy_model.encode(symbols, coder), symbols.y_hat
 
     @torch.no_grad()
@@ -181,7 +185,7 @@ class VariableRateCodec(nn.Module):
         """segments + padded (H, W) -> x_hat float32 (1, 3, H, W)."""
         h, w = shape
         stride = self.pad_multiple // 4
-        y_hat = self.entropy_model.decode(segments, (1, self.latent_channels, h // stride, w // stride), coder)
+        y_hat = self.entropy_model.decode(segments, (1, self.latent_channels, h // stride, w // stride), quality, coder)
         return self.reconstruct(y_hat, quality)
 
     def config(self) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def export_weights(model, path: str | Path, name: str, description: str = "", ca
 
     model = model.eval()
     entropy = model.entropy_model
-    entropy.update_tables()
+    entropy.update_tables(model.log_gain.detach())
     tensors: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
         tensors[key] = value.detach().to(torch.float16) if value.is_floating_point() else value.detach()
