@@ -83,7 +83,8 @@ class VariableRateCodec(nn.Module):
     def analysis(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def synthesis(self, y_hat: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def synthesis(self, y_hat: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Dequantised, unscaled latents and quality float (B,) -> image (B, 3, H, W)."""
         raise NotImplementedError
 
     # -- gains --------------------------------------------------------------------------
@@ -103,7 +104,7 @@ class VariableRateCodec(nn.Module):
         gain, inverse = self.gains(quality)
         y = self.analysis(x) * gain
         out = self.entropy_model(y, self.log2_gains(quality))
-        out["x_hat"] = self.synthesis(out.pop("y_hat") * inverse)
+        out["x_hat"] = self.synthesis(out.pop("y_hat") * inverse, quality)
         return out
 
     # -- coding face ----------------------------------------------------------------------
@@ -149,7 +150,7 @@ class VariableRateCodec(nn.Module):
                 for _ in range(steps):
                     gain, inverse = self.gains(q)
                     out = self.entropy_model(y * gain, self.log2_gains(q))
-                    x_hat = self.synthesis(out["y_hat"] * inverse)
+                    x_hat = self.synthesis(out["y_hat"] * inverse, q)
                     bits = out["y_bits"].sum() + out["z_bits"].sum()
                     loss = bits / pixels + lam * 255.0**2 * torch.mean((x_hat - x) ** 2)
                     optimizer.zero_grad(set_to_none=True)
@@ -176,8 +177,9 @@ class VariableRateCodec(nn.Module):
     @torch.no_grad()
     def reconstruct(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:
         """Scaled, dequantised latents -> x_hat float32 (1, 3, H, W) (the decoder's computation)."""
-        _, inverse = self.gains(torch.tensor([quality], dtype=torch.float32))
-        return self.synthesis(y_hat * inverse)
+        q = torch.tensor([quality], dtype=torch.float32)
+        _, inverse = self.gains(q)
+        return self.synthesis(y_hat * inverse, q)
 
     @torch.no_grad()
     def decompress(self, segments: list[bytes], shape: tuple[int, int], quality: float,

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..transforms import GDN, BlockDCT, ColourTransform, PixelRefiner, ResidualBlock
-from .base import LAMBDAS, VariableRateCodec
+from .base import LAMBDAS, VariableRateCodec, interpolate_qualities
 
 # JPEG (ITU-T T.81 Annex K) quantisation tables, for initialisation only.
 JPEG_LUMA = [
@@ -66,7 +66,11 @@ class BlockHyperprior(VariableRateCodec):
         self.analysis_refine = nn.Sequential(*[ResidualBlock(192, refine_hidden) for _ in range(refine_blocks)])
         self.synthesis_refine = nn.Sequential(*[ResidualBlock(192, refine_hidden) for _ in range(refine_blocks)])
         self.inverse_colour = ColourTransform(inverse=True)
-        self.pixel_refine = PixelRefiner(pixel_hidden) if pixel_hidden else nn.Identity()
+        self.pixel_refine = PixelRefiner(pixel_hidden) if pixel_hidden else None
+        # Per-quality scales of the decoder's corrections (1 at init): how much smoothing
+        # or detail a reconstruction needs depends on how coarsely it was quantised.
+        self.synthesis_modulation = nn.Parameter(torch.ones(len(LAMBDAS), 192 * refine_blocks))
+        self.pixel_modulation = nn.Parameter(torch.ones(len(LAMBDAS), 12))
         self.init_gains(jpeg_like_steps())
         self.make_entropy_model(hyper_channels, hyper_hidden)
 
@@ -74,10 +78,15 @@ class BlockHyperprior(VariableRateCodec):
         """(B, 3, H, W) in [0, 1] -> (B, 192, H/8, W/8)."""
         return self.analysis_refine(self.dct(self.colour(x)))
 
-    def synthesis(self, y_hat: torch.Tensor) -> torch.Tensor:
-        """(B, 192, H/8, W/8) -> (B, 3, H, W), not clamped."""
-        x = self.inverse_colour(self.dct.inverse(self.synthesis_refine(y_hat)))
-        return self.pixel_refine(x)
+    def synthesis(self, y_hat: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        """(B, 192, H/8, W/8), quality (B,) -> (B, 3, H, W), not clamped."""
+        modulation = interpolate_qualities(self.synthesis_modulation, quality)[:, :, None, None]
+        for i, block in enumerate(self.synthesis_refine):
+            y_hat = block(y_hat, modulation[:, 192 * i:192 * (i + 1)])
+        x = self.inverse_colour(self.dct.inverse(y_hat))
+        if self.pixel_refine is None:
+            return x
+        return self.pixel_refine(x, interpolate_qualities(self.pixel_modulation, quality)[:, :, None, None])
 
 
 class ConvHyperprior(VariableRateCodec):
@@ -113,6 +122,6 @@ class ConvHyperprior(VariableRateCodec):
         """(B, 3, H, W) in [0, 1] -> (B, M, H/16, W/16)."""
         return self.analysis_net(x - 0.5)
 
-    def synthesis(self, y_hat: torch.Tensor) -> torch.Tensor:
-        """(B, M, H/16, W/16) -> (B, 3, H, W), not clamped."""
+    def synthesis(self, y_hat: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        """(B, M, H/16, W/16), quality (B,) -> (B, 3, H, W), not clamped."""
         return self.synthesis_net(y_hat) + 0.5

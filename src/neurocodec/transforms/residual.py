@@ -23,8 +23,10 @@ class ResidualBlock(nn.Module):
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.leaky_relu(self.conv1(x), 0.1))
+    def forward(self, x: torch.Tensor, modulation: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C, H, W); modulation (B, C, 1, 1) scales the correction (e.g. per quality)."""
+        correction = self.conv2(F.leaky_relu(self.conv1(x), 0.1))
+        return x + (correction if modulation is None else correction * modulation)
 
 
 class PixelRefiner(nn.Module):
@@ -44,5 +46,9 @@ class PixelRefiner(nn.Module):
         nn.init.zeros_(last.bias)
         self.body = nn.Sequential(*layers, last)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + F.pixel_shuffle(self.body(F.pixel_unshuffle(x, 2)), 2)
+    def forward(self, x: torch.Tensor, modulation: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, 3, H, W); modulation (B, 12, 1, 1) scales the correction per sub-pixel channel."""
+        correction = self.body(F.pixel_unshuffle(x, 2))
+        if modulation is not None:
+            correction = correction * modulation
+        return x + F.pixel_shuffle(correction, 2)
