@@ -42,6 +42,14 @@ def _info(path: Path) -> ModelInfo:
                      weight_hash=weight_hash(path), path=path, size_bytes=path.stat().st_size, card=meta["card"])
 
 
+def file_info(path) -> ModelInfo:
+    """Info of any weight file (not necessarily shipped). Raises FileNotFoundError."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"weight file not found: {path}")
+    return _info(path)
+
+
 def list_models() -> list[ModelInfo]:
     """All shipped models, sorted by name."""
     return [_info(p) for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))]
@@ -81,5 +89,5 @@ def find_model(name: str, expected_hash: bytes) -> ModelInfo:
     return info
 
 
-__all__ = ["DEFAULT_MODEL", "ModelInfo", "WEIGHTS_DIR", "export_weights", "find_model", "list_models",
+__all__ = ["DEFAULT_MODEL", "ModelInfo", "WEIGHTS_DIR", "export_weights", "file_info", "find_model", "list_models",
            "load_model", "load_state_into", "load_weights", "model_info", "weight_hash"]
