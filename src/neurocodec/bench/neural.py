@@ -16,16 +16,19 @@ class NeuralCodec:
     Args:
       model: shipped model name (None = default).
       threads: torch threads used while measuring.
+      weights: a weight file instead of a shipped model (its streams then decode only
+        through this object, since :func:`neurocodec.decompress` looks in the zoo).
     """
 
-    def __init__(self, model: str | None = None, threads: int | None = None):
+    def __init__(self, model: str | None = None, threads: int | None = None, weights: str | None = None):
         import torch
 
         from ..codec import Codec
 
         if threads:
             torch.set_num_threads(threads)
-        self.codec = Codec(model)
+        self.codec = Codec(model, weights=weights)
+        self._shipped = weights is None
         self.name = self.codec.name
         self._last_reconstruction: np.ndarray | None = None
         self.mismatches = 0
@@ -37,7 +40,7 @@ class NeuralCodec:
     def decode(self, data: bytes) -> np.ndarray:
         from ..codec import decompress
 
-        out = decompress(data)
+        out = decompress(data) if self._shipped else self.codec.decompress(data)
         if self._last_reconstruction is not None and not np.array_equal(out, self._last_reconstruction):
             self.mismatches += 1
         return out

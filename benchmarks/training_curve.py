@@ -1,0 +1,97 @@
+"""RD against CPU time: Kodak BD-rate of training snapshots, for choosing architectures.
+
+Each run directory holds snapshots/stepNNNNNNN.pt (``snapshot_every``) and config.json.
+A run that was warm-started from another gets that run's CPU time added (``--offset``).
+Every snapshot is exported and measured with real files (not the entropy estimate) on
+the first N Kodak images at four qualities, against Pillow JPEG on the same images.
+
+    python benchmarks/training_curve.py /work/runs/block-v3 --offset 1880 --images 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from neurocodec.bench import evaluate, load_images, make_classical
+    from neurocodec.bench.neural import NeuralCodec
+    from neurocodec.metrics import bd_rate
+    from neurocodec.models import build_model
+    from neurocodec.zoo import export_weights
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run directories")
+    parser.add_argument("--offset", type=float, nargs="*", default=[], help="CPU seconds before each run (warm starts)")
+    parser.add_argument("--kodak", default=str(ROOT.parent / "shared" / "data" / "kodak"))
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--qualities", default="1,3,5,8")
+    parser.add_argument("--out-json", default=str(ROOT / "benchmarks" / "results" / "training_curve.json"))
+    parser.add_argument("--out-png", default=str(ROOT / "docs" / "img" / "training_curve.png"))
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)
+    images = load_images(args.kodak)[: args.images]
+    qualities = [float(q) for q in args.qualities.split(",")]
+    jpeg = evaluate(make_classical("jpeg"), images, range(5, 100, 5), progress=False, with_ms_ssim=False)
+    rows = []
+    for i, run in enumerate(map(Path, args.runs)):
+        offset = args.offset[i] if i < len(args.offset) else 0.0
+        config = json.loads((run / "config.json").read_text())
+        for snap in sorted((run / "snapshots").glob("step*.pt")):
+            state = torch.load(snap, map_location="cpu", weights_only=False)
+            model = build_model(config["architecture"], **config.get("model_config", {}))
+            model.load_state_dict(state["model"])
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / f"{run.name}-{snap.stem}.safetensors"
+                export_weights(model, path, path.stem)
+                points = evaluate(NeuralCodec(weights=str(path)), images, qualities, progress=False, with_ms_ssim=False)
+            hours = (offset + state["elapsed"]) / 3600
+            try:
+                bd = bd_rate([p.bpp for p in jpeg], [p.psnr for p in jpeg], [p.bpp for p in points], [p.psnr for p in points])
+            except ValueError:
+                bd = None
+            rows.append({"run": run.name, "architecture": config["architecture"], "step": state["step"],
+                         "cpu_hours": round(hours, 3), "bd_rate_vs_jpeg": bd,
+                         "points": [[p.quality, round(p.bpp, 4), round(p.psnr, 3)] for p in points]})
+            print(json.dumps(rows[-1]), flush=True)
+    Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out_json).write_text(json.dumps({"images": args.images, "qualities": qualities, "rows": rows}, indent=1))
+    _plot(rows, args.out_png, args.images)
+    return 0
+
+
+def _plot(rows, path, images) -> None:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for arch in sorted({r["architecture"] for r in rows}):
+        pts = [(r["cpu_hours"], r["bd_rate_vs_jpeg"]) for r in rows if r["architecture"] == arch and r["bd_rate_vs_jpeg"] is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=arch)
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.set_xlabel("training CPU-hours (1 thread)")
+    ax.set_ylabel(f"BD-rate vs JPEG, % (first {images} Kodak images)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
