@@ -1,0 +1,355 @@
+"""The ``neurocodec`` command line.
+
+``neurocodec encode|decode|info|models|roundtrip|train|bench``; see ``neurocodec --help``
+and docs/cli.md. :func:`main` takes an argument list and returns the exit status, so the
+CLI can be driven in-process (tests do).
+
+This module imports only the standard library; torch and the models load when a
+command needs them, so ``neurocodec --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import textwrap
+
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CLIError, UsageError
+
+PROG = "neurocodec"
+#: Quality used when --quality is not given (the same as neurocodec.codec.DEFAULT_QUALITY).
+DEFAULT_QUALITY = 4
+#: Defaults of neurocodec.train.TrainConfig shown in 'neurocodec train --help' (kept here
+#: so that --help does not import torch; a test checks they agree).
+TRAIN_DEFAULTS = {"architecture": "block-hyperprior", "steps": 10000, "batch": 8, "crop": 128, "lr": 5e-4,
+                  "threads": 1, "entropy_warmup": 0, "seed": 0}
+
+
+class _ArgumentError(Exception):
+    def __init__(self, message: str, prog: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become one line instead of usage + exit."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise _ArgumentError(message, self.prog)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=30)
+
+
+def _quality(text: str) -> float:
+    try:
+        q = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"quality must be a number in [1, 8], got {text!r}") from None
+    if not math.isfinite(q) or not 1.0 <= q <= 8.0:
+        raise argparse.ArgumentTypeError(f"quality must be in [1, 8] (1 = smallest files, 8 = best), got {text!r}")
+    return q
+
+
+def _int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    return value
+
+
+def _doc(text: str) -> str:
+    return textwrap.dedent(text).strip("\n")
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    # also accepted after the subcommand; SUPPRESS keeps a top-level --debug
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show a full traceback on errors")
+
+
+def _add_model_quality(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-m", "--model", metavar="NAME",
+                        help="shipped model to use (see 'neurocodec models'); default: the default model")
+    parser.add_argument("-q", "--quality", type=_quality, metavar="Q",
+                        help=f"rate-quality trade-off, a number in [1, 8]: 1 = smallest files, 8 = best "
+                             f"quality; fractions are allowed (default: {DEFAULT_QUALITY})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``neurocodec`` command."""
+    from neurocodec import __version__
+
+    parser = _Parser(
+        prog=PROG,
+        formatter_class=_Formatter,
+        description=_doc("""
+            neurocodec: neural image compression with portable bitstreams.
+
+            Compresses images into .ncdc files with a model shipped inside the package, and
+            decodes them back. Nothing is downloaded."""),
+        epilog=_doc("""
+            examples:
+              neurocodec roundtrip --sample           # demo: compress + decompress a built-in picture
+              neurocodec encode photo.png -q 6        # writes photo.ncdc
+              neurocodec decode photo.ncdc -o out.png
+              neurocodec info photo.ncdc
+              neurocodec models
+
+            Run 'neurocodec COMMAND --help' for the options of a command. Exit status: 0 ok,
+            1 bad input (missing file, not an image, damaged stream...), 2 bad command line."""),
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--debug", action="store_true", default=False, help="show a full traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=_Parser)
+
+    # -- encode -------------------------------------------------------------------
+    p = sub.add_parser(
+        "encode", help="compress images to .ncdc files", formatter_class=_Formatter,
+        description=_doc("""
+            Compress images (PNG, JPEG, BMP, WebP, TIFF, GIF, PPM...) to .ncdc streams.
+
+            IN may be files, folders (every image below them, recursively) or quoted glob
+            patterns ('photos/**/*.jpg'). By default each output is written next to its
+            input with the suffix .ncdc (img.png -> img.ncdc). Existing outputs are never
+            replaced unless --overwrite is given, and every output is written atomically:
+            a failure or Ctrl-C leaves no half-written file.
+
+            For each file it prints the input, output, size in bytes and bits per pixel
+            (bpp = 8 * bytes / pixels); with one file also the encoding time. With several
+            files a progress bar is shown, a file that fails is reported and skipped, and
+            the exit status is 1 if any failed.
+
+            Images are coded as 8-bit RGB (greyscale and palette images are converted; the
+            EXIF orientation is applied). Images with transparent pixels are refused."""),
+        epilog=_doc("""
+            examples:
+              neurocodec encode photo.png                      # -> photo.ncdc
+              neurocodec encode photo.png -o small.ncdc -q 2   # smaller file, lower quality
+              neurocodec encode photos/ -o compressed/         # a folder, tree kept under compressed/
+              neurocodec encode 'shots/*.jpg' --overwrite"""))
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="output file (one input file) or folder (several inputs, a folder or a pattern; "
+                        "created if missing, sub-folders kept)")
+    _add_model_quality(p)
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_debug(p)
+
+    # -- decode -------------------------------------------------------------------
+    p = sub.add_parser(
+        "decode", help="decompress .ncdc files to images", formatter_class=_Formatter,
+        description=_doc("""
+            Decompress .ncdc streams to lossless image files (PNG by default).
+
+            IN may be files, folders (every .ncdc below them) or quoted glob patterns. The
+            model is read from each stream's header. By default the image is written next
+            to its input (img.ncdc -> img.png). The overwrite and atomic-write rules are
+            those of 'neurocodec encode'. A damaged or truncated stream is reported (exit
+            status 1) and no output is written for it."""),
+        epilog=_doc("""
+            examples:
+              neurocodec decode photo.ncdc                 # -> photo.png
+              neurocodec decode photo.ncdc -o view.bmp     # format from the suffix
+              neurocodec decode compressed/ -o restored/ --format tiff"""))
+    p.add_argument("inputs", nargs="+", metavar="IN", help=".ncdc files, folders or glob patterns")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="output file (one input file) or folder (several inputs)")
+    p.add_argument("-f", "--format", choices=["png", "bmp", "tiff", "ppm"], default=None,
+                   help="image format to write (default: png, or the suffix of -o for one file)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_debug(p)
+
+    # -- info -----------------------------------------------------------------------
+    p = sub.add_parser(
+        "info", help="show what a .ncdc file contains", formatter_class=_Formatter,
+        description=_doc("""
+            Show the header of a .ncdc stream: model and weight hash (and whether this
+            installation ships them), entropy coder, quality, image size, tiling, the
+            payload segments and their sizes, total size and bpp.
+
+            Only the header has to be intact: a damaged or truncated payload is reported on
+            the 'payload:' line, and the exit status is then 1. The image is not decoded."""),
+        epilog=_doc("""
+            examples:
+              neurocodec info photo.ncdc
+              neurocodec info photo.ncdc --json | python3 -m json.tool"""))
+    p.add_argument("file", metavar="FILE", help="a .ncdc file")
+    p.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    _add_debug(p)
+
+    # -- models ---------------------------------------------------------------------
+    p = sub.add_parser(
+        "models", help="list the shipped models", formatter_class=_Formatter,
+        description=_doc("""
+            List the models shipped with this installation: name, architecture, size,
+            weight hash (what streams record), description and training summary (steps,
+            CPU-hours) from the model card. The default model is marked with '*'."""),
+        epilog=_doc("""
+            examples:
+              neurocodec models
+              neurocodec models --json"""))
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
+    _add_debug(p)
+
+    # -- roundtrip ------------------------------------------------------------------
+    p = sub.add_parser(
+        "roundtrip", help="compress + decompress an image and report size and PSNR", formatter_class=_Formatter,
+        description=_doc("""
+            Compress an image and decompress it again in memory (no file is written).
+            Prints the stream size in bytes and bits per pixel, the PSNR of the decoded
+            image against the original, the coding times, and whether the decoded image is
+            bit-identical to the reconstruction the encoder predicted (exit status 1 if not).
+
+            --sample uses a built-in synthetic 768x512 picture, so the demo needs no
+            image file."""),
+        epilog=_doc("""
+            examples:
+              neurocodec roundtrip --sample
+              neurocodec roundtrip --sample -q 8
+              neurocodec roundtrip photo.png --model block-hyperprior-mse"""))
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("image", nargs="?", metavar="IMAGE", help="an image file")
+    source.add_argument("--sample", action="store_true", help="use the built-in synthetic test picture")
+    _add_model_quality(p)
+    _add_debug(p)
+
+    # -- train ----------------------------------------------------------------------
+    p = sub.add_parser(
+        "train", help="train a model on a folder of images (resumable)", formatter_class=_Formatter,
+        description=_doc("""
+            Train a model with the rate-distortion loss on random crops of the images in
+            DATA_DIR (recursively). RUN_DIR receives checkpoint.pt, log.jsonl and
+            config.json.
+
+            If RUN_DIR already has a checkpoint, training resumes from it with the saved
+            configuration; options given on the command line replace saved values (e.g. a
+            larger --steps extends a finished run). Ctrl-C stops; the same command resumes
+            from the last checkpoint."""),
+        epilog=_doc("""
+            examples:
+              neurocodec train data/train runs/exp1 --steps 20000 --threads 2
+              neurocodec train data/train runs/exp1 --steps 20000 \\
+                  --export my-model.safetensors --name my-model"""))
+    p.add_argument("data_dir", metavar="DATA_DIR", help="folder of training images")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="folder for the checkpoint and logs (created if missing)")
+    d = TRAIN_DEFAULTS
+    p.add_argument("--architecture", metavar="NAME",
+                   help=f"registered architecture: block-hyperprior or conv-hyperprior (default: {d['architecture']})")
+    p.add_argument("--steps", type=_int, metavar="N", help=f"total optimisation steps of the run (default: {d['steps']})")
+    p.add_argument("--batch", type=_int, metavar="N", help=f"crops per step (default: {d['batch']})")
+    p.add_argument("--crop", type=_int, metavar="PX", help=f"crop side in pixels (default: {d['crop']})")
+    p.add_argument("--lr", type=float, metavar="LR",
+                   help=f"learning rate, divided by 10 for the last 15%% of the steps (default: {d['lr']:g})")
+    p.add_argument("--threads", type=_int, metavar="N", help=f"torch CPU threads (default: {d['threads']})")
+    p.add_argument("--warmup", type=_int, metavar="N",
+                   help=f"first N steps train only the entropy model (default: {d['entropy_warmup']})")
+    p.add_argument("--seed", type=_int, metavar="N", help=f"random seed (default: {d['seed']})")
+    p.add_argument("--export", metavar="OUT.safetensors",
+                   help="after training, write the model as a weight file (needs --name)")
+    p.add_argument("--name", metavar="NAME", help="model name recorded in the exported file")
+    p.add_argument("--description", metavar="TEXT", help="model description recorded in the exported file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_debug(p)
+
+    # -- bench ----------------------------------------------------------------------
+    p = sub.add_parser(
+        "bench", help="rate-distortion benchmark (not yet available)", formatter_class=_Formatter,
+        description=_doc("""
+            Reserved for the benchmark runner; not yet available in this version (exit
+            status 2). Use the neurocodec.bench Python API meanwhile."""))
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    _add_debug(p)
+    return parser
+
+
+_COMMANDS = {
+    "encode": "cmd_encode",
+    "decode": "cmd_decode",
+    "info": "cmd_info",
+    "models": "cmd_models",
+    "roundtrip": "cmd_roundtrip",
+    "train": "cmd_train",
+    "bench": "cmd_bench",
+}
+
+
+def _print_error(message: str) -> None:
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``neurocodec`` command with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the exit status: 0 success, 1 bad input (missing or unreadable file, not an
+    image, damaged stream, output exists...), 2 bad command line (unknown option, bad
+    quality, unknown model), 130 interrupted. Errors are one line on stderr; ``--debug``
+    shows tracebacks instead.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command == "bench":  # reserved: takes anything for now
+            args.rest = [*args.rest, *extra]
+        elif extra:
+            raise _ArgumentError(f"unrecognized arguments: {' '.join(extra)}",
+                                 f"{PROG} {args.command}" if args.command else PROG)
+    except _ArgumentError as exc:
+        command = exc.prog[len(PROG):].strip()
+        hint = f"see '{PROG} {command} --help'" if command else f"see '{PROG} --help'"
+        _print_error(f"{exc} ({hint})")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+
+    debug = getattr(args, "debug", False)
+    try:
+        from . import _commands
+
+        return getattr(_commands, _COMMANDS[args.command])(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _print_error("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. "neurocodec models | head -1": stop quietly
+        try:
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit does not fail
+        except (OSError, AttributeError, ValueError):
+            pass
+        return EXIT_FAILURE
+    except Exception as exc:
+        if debug:
+            raise
+        from ..errors import NeurocodecError
+
+        if isinstance(exc, CLIError):
+            _print_error(str(exc))
+            return exc.code
+        if isinstance(exc, NeurocodecError):
+            _print_error(str(exc))
+            return EXIT_FAILURE
+        if isinstance(exc, OSError):
+            from ._commands import describe
+
+            _print_error(describe(exc))
+            return EXIT_FAILURE
+        if isinstance(exc, MemoryError):
+            _print_error("out of memory")
+            return EXIT_FAILURE
+        _print_error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return EXIT_FAILURE
+
+
+__all__ = ["DEFAULT_QUALITY", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]

@@ -1,0 +1,529 @@
+"""What each ``neurocodec`` subcommand does. Imported only once a command runs."""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import NeurocodecError
+from . import DEFAULT_QUALITY
+from ._files import (
+    IMAGE_SUFFIXES,
+    OUTPUT_FORMATS,
+    OutputExistsError,
+    STREAM_SUFFIXES,
+    atomic_write,
+    expand_inputs,
+    image_bytes,
+    load_image,
+    plan_outputs,
+)
+from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError, UsageError
+
+PROG = "neurocodec"
+
+
+# --------------------------------------------------------------------------- #
+# helpers
+# --------------------------------------------------------------------------- #
+
+
+def one_line(text: Any) -> str:
+    """A message squeezed onto one line."""
+    return " ".join(str(text).split())
+
+
+def describe(exc: BaseException, path: Path | str | None = None) -> str:
+    """A short, one-line description of an exception, prefixed with the file it concerns."""
+    if isinstance(exc, OSError) and exc.strerror:
+        name = exc.filename if exc.filename is not None else path
+        message = f"{name}: {exc.strerror}" if name is not None else exc.strerror
+        return one_line(message)
+    message = one_line(exc)
+    if path is not None and not isinstance(exc, CLIError):  # CLIError messages name their file
+        message = f"{path}: {message}"
+    return message
+
+
+def error(message: str) -> None:
+    """Print ``neurocodec: error: message`` on stderr (one line)."""
+    print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
+
+
+def _bpp(n_bytes: int, height: int, width: int) -> float:
+    return 8.0 * n_bytes / (height * width)
+
+
+def _make_codec(model: str | None, quality: float | None):
+    """A Codec for ``--model`` / ``--quality``; an unknown model is a usage error."""
+    import neurocodec
+    from neurocodec.errors import UnknownModelError
+
+    try:
+        return neurocodec.Codec(model, DEFAULT_QUALITY if quality is None else quality)
+    except UnknownModelError as exc:
+        raise UsageError(f"--model: {exc}") from None
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Progress:
+    """Prints per-file lines; with several files and stderr a terminal, also a tqdm bar."""
+
+    def __init__(self, total: int, desc: str):
+        self.bar = None
+        if total > 1 and _is_terminal(sys.stderr):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stdout)
+        else:
+            print(text)
+
+    def error(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
+        else:
+            error(message)
+
+    def step(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _collect(args_inputs: list[str], suffixes, what: str, output: str | None, out_suffix: str, progress_errors):
+    sources, missing = expand_inputs(args_inputs, suffixes, what)
+    for message in missing:
+        progress_errors(message)
+    pairs = plan_outputs(sources, args_inputs, output, out_suffix)
+    return pairs, len(missing)
+
+
+# --------------------------------------------------------------------------- #
+# encode / decode
+# --------------------------------------------------------------------------- #
+
+
+def cmd_encode(args) -> int:
+    pairs, failed = _collect(args.inputs, IMAGE_SUFFIXES, "image", args.output, ".ncdc", error)
+    if not pairs:
+        return EXIT_FAILURE
+    codec = _make_codec(args.model, args.quality)
+    single = len(pairs) == 1
+    progress = _Progress(len(pairs), "encode")
+    total_bytes = total_pixels = done = 0
+    try:
+        for source, dest in pairs:
+            try:
+                if not args.overwrite and dest.exists():  # fail before the work, not after
+                    raise OutputExistsError(dest)
+                image = load_image(source.path)
+                tic = time.perf_counter()
+                data = codec.compress(image)
+                seconds = time.perf_counter() - tic
+                atomic_write(dest, data, args.overwrite)
+            except (CLIError, NeurocodecError, OSError) as exc:
+                if getattr(args, "debug", False):
+                    raise
+                progress.error(describe(exc, source.path))
+                failed += 1
+            else:
+                height, width = image.height, image.width
+                line = f"{source.path} -> {dest}: {len(data):,} bytes, {_bpp(len(data), height, width):.4f} bpp"
+                if single:
+                    line += f", {seconds:.2f} s"
+                progress.line(line)
+                done += 1
+                total_bytes += len(data)
+                total_pixels += height * width
+            progress.step()
+    finally:
+        progress.close()
+    if not single:
+        summary = f"encoded {done} of {done + failed} files"
+        if done:
+            summary += f": {total_bytes:,} bytes, {8.0 * total_bytes / total_pixels:.4f} bpp overall"
+        print(summary)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _codec_for_stream(data: bytes, cache: dict):
+    """The Codec of the model a stream names (loaded once per model); FormatError if
+    the header is bad or the model is not shipped."""
+    import neurocodec
+    from neurocodec.format import read_header
+    from neurocodec.zoo import find_model
+
+    header = read_header(data)
+    key = (header.model_id, header.weight_hash)
+    if key not in cache:
+        cache[key] = neurocodec.Codec(find_model(*key).name)
+    return cache[key]
+
+
+def cmd_decode(args) -> int:
+    fmt = args.format
+    if fmt is None:
+        fmt = "png"
+        # "-o out.bmp" with a single input picks the format from the suffix
+        if args.output and len(args.inputs) == 1:
+            by_suffix = {s: f for f, s in OUTPUT_FORMATS.items()} | {".tif": "tiff"}
+            fmt = by_suffix.get(Path(args.output).suffix.lower(), "png")
+    pairs, failed = _collect(args.inputs, STREAM_SUFFIXES, ".ncdc", args.output, OUTPUT_FORMATS[fmt], error)
+    if not pairs:
+        return EXIT_FAILURE
+    single = len(pairs) == 1
+    progress = _Progress(len(pairs), "decode")
+    done = 0
+    codecs: dict = {}
+    try:
+        for source, dest in pairs:
+            try:
+                if not args.overwrite and dest.exists():  # fail before the work, not after
+                    raise OutputExistsError(dest)
+                data = source.path.read_bytes()
+                codec = _codec_for_stream(data, codecs)
+                tic = time.perf_counter()
+                pixels = codec.decompress(data)
+                seconds = time.perf_counter() - tic
+                atomic_write(dest, image_bytes(pixels, fmt), args.overwrite)
+            except (CLIError, NeurocodecError, OSError) as exc:
+                if getattr(args, "debug", False):
+                    raise
+                progress.error(describe(exc, source.path))
+                failed += 1
+            else:
+                height, width = pixels.shape[:2]
+                line = f"{source.path} -> {dest}: {width}x{height} pixels"
+                if single:
+                    line += f", {seconds:.2f} s"
+                progress.line(line)
+                done += 1
+            progress.step()
+    finally:
+        progress.close()
+    if not single:
+        print(f"decoded {done} of {done + failed} files")
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+# --------------------------------------------------------------------------- #
+# info
+# --------------------------------------------------------------------------- #
+
+
+def _segment_table(data: bytes, header) -> tuple[list[int], int]:
+    """Segment lengths and header size of a stream whose header ``read_header`` accepted.
+
+    Offsets from docs/format.md section 3: ``n_segments`` is at 39 + L + E, followed by
+    the N lengths and the header CRC. ``read_header`` has checked that these bytes exist.
+    """
+    offset = 39 + len(header.model_id) + len(header.extra)
+    (n,) = struct.unpack_from("<I", data, offset)
+    lengths = list(struct.unpack_from(f"<{n}I", data, offset + 4))
+    return lengths, offset + 4 + 4 * n + 4
+
+
+def _model_status(name: str, weight_hash: bytes) -> tuple[bool, str]:
+    from neurocodec import zoo
+    from neurocodec.errors import UnknownModelError
+
+    try:
+        info = zoo.model_info(name)
+    except UnknownModelError:
+        return False, "not shipped by this installation"
+    if info.weight_hash != weight_hash:
+        return False, f"this installation ships other weights ({info.weight_hash.hex()}); cannot decode"
+    return True, "shipped"
+
+
+def stream_info(path: Path) -> dict:
+    """What ``neurocodec info`` reports about a file (raises CLIError if the header is unreadable)."""
+    from neurocodec.format import read_header, unpack
+
+    data = path.read_bytes()
+    try:
+        header = read_header(data)
+    except NeurocodecError as exc:
+        raise CLIError(f"{path}: {one_line(exc)}") from None
+    lengths, header_bytes = _segment_table(data, header)
+    rows, cols = header.tile_grid
+    payload_error = None
+    try:
+        unpack(data)
+    except NeurocodecError as exc:
+        payload_error = one_line(exc)
+    shipped, status = _model_status(header.model_id, header.weight_hash)
+    return {
+        "file": str(path),
+        "model": header.model_id,
+        "weight_hash": header.weight_hash.hex(),
+        "model_available": shipped,
+        "model_status": status,
+        "coder": header.coder,
+        "quality": header.quality,
+        "height": header.height,
+        "width": header.width,
+        "channels": header.channels,
+        "tile_height": header.tile_height,
+        "tile_width": header.tile_width,
+        "tiles": rows * cols,
+        "tile_grid": [rows, cols],
+        "extra_bytes": len(header.extra),
+        "segments": lengths,
+        "header_bytes": header_bytes,
+        "payload_bytes": sum(lengths),
+        "total_bytes": len(data),
+        "bpp": _bpp(len(data), header.height, header.width),
+        "payload_ok": payload_error is None,
+        "payload_error": payload_error,
+    }
+
+
+def _segment_lines(info: dict) -> list[str]:
+    lengths = info["segments"]
+    tiles = info["tiles"]
+    if len(lengths) != 2 * tiles:  # not the v1 layout (z, y per tile): list them plainly
+        shown = ", ".join(f"{n:,}" for n in lengths[:16]) + (" ..." if len(lengths) > 16 else "")
+        return [f"segments:    {len(lengths)} ({shown} bytes)"]
+    if tiles == 1:
+        return [f"segments:    2 (z {lengths[0]:,} bytes, y {lengths[1]:,} bytes)"]
+    lines = [f"segments:    {len(lengths)} (z and y per tile)"]
+    for k in range(min(tiles, 12)):
+        lines.append(f"  tile {k}:    z {lengths[2 * k]:,} bytes, y {lengths[2 * k + 1]:,} bytes")
+    if tiles > 12:
+        lines.append(f"  ... {tiles - 12} more tiles")
+    return lines
+
+
+def cmd_info(args) -> int:
+    info = stream_info(Path(args.file))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK if info["payload_ok"] else EXIT_FAILURE
+    if info["tiles"] == 1:
+        tiles = "1 (the whole image)"
+    else:
+        rows, cols = info["tile_grid"]
+        tiles = (f"{info['tiles']} (a grid of {rows} x {cols}, rows x columns; tiles of "
+                 f"{info['tile_width']}x{info['tile_height']} pixels)")
+    lines = [
+        f"file:        {info['file']}",
+        f"model:       {info['model']} ({info['model_status']})",
+        f"weight hash: {info['weight_hash']}",
+        f"coder:       {info['coder']}",
+        f"quality:     {info['quality']:g}",
+        f"size:        {info['width']}x{info['height']} pixels (width x height), {info['channels']} channels",
+        f"tiles:       {tiles}",
+        *_segment_lines(info),
+        f"header:      {info['header_bytes']:,} bytes" + (f" ({info['extra_bytes']} extra)" if info["extra_bytes"] else ""),
+        f"total:       {info['total_bytes']:,} bytes",
+        f"bpp:         {info['bpp']:.4f}",
+        "payload:     " + ("ok (lengths and CRC32 check out)" if info["payload_ok"]
+                           else f"DAMAGED: {info['payload_error']}"),
+    ]
+    print("\n".join(lines))
+    return EXIT_OK if info["payload_ok"] else EXIT_FAILURE
+
+
+# --------------------------------------------------------------------------- #
+# models
+# --------------------------------------------------------------------------- #
+
+
+def models_list() -> list[dict]:
+    from neurocodec import zoo
+
+    out = []
+    for m in zoo.list_models():
+        card = m.card or {}
+        out.append({
+            "name": m.name,
+            "default": m.is_default,
+            "architecture": m.architecture,
+            "description": m.description,
+            "size_bytes": m.size_bytes,
+            "weight_hash": m.weight_hash.hex(),
+            "steps": card.get("steps"),
+            "cpu_hours": card.get("cpu_hours"),
+        })
+    return out
+
+
+def cmd_models(args) -> int:
+    models = models_list()
+    if args.json:
+        print(json.dumps(models, indent=2))
+        return EXIT_OK
+    if not models:
+        print("no models are shipped with this installation")
+        return EXIT_FAILURE
+    for m in models:
+        mark = "*" if m["default"] else " "
+        print(f"{mark} {m['name']}  [{m['architecture']}]  {m['size_bytes'] / 1e6:.1f} MB  weights {m['weight_hash']}")
+        if m["description"]:
+            print(f"    {one_line(m['description'])}")
+        trained = []
+        if m["steps"] is not None:
+            trained.append(f"{m['steps']:,} steps")
+        if m["cpu_hours"] is not None:
+            trained.append(f"{m['cpu_hours']:g} CPU-hours")
+        if trained:
+            print(f"    trained: {', '.join(trained)}")
+    print("(* = default model)")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- #
+# roundtrip
+# --------------------------------------------------------------------------- #
+
+
+def cmd_roundtrip(args) -> int:
+    import numpy as np
+
+    import neurocodec
+    from neurocodec.codec import to_array
+    from neurocodec.metrics import psnr
+
+    if args.sample:
+        from .sample import sample_image
+
+        image = sample_image()
+        label = "built-in sample (synthetic)"
+    else:
+        path = Path(args.image)
+        image = load_image(path)
+        label = str(path)
+    codec = _make_codec(args.model, args.quality)
+    original = to_array(image)
+    height, width = original.shape[:2]
+    tic = time.perf_counter()
+    data, reconstruction = codec.compress_with_reconstruction(original)
+    encode_s = time.perf_counter() - tic
+    tic = time.perf_counter()
+    decoded = neurocodec.decompress(data)
+    decode_s = time.perf_counter() - tic
+    matches = bool(np.array_equal(decoded, reconstruction))
+    print(f"image:    {label}, {width}x{height} pixels")
+    print(f"model:    {codec.name}, quality {codec.quality:g}")
+    print(f"stream:   {len(data):,} bytes, {_bpp(len(data), height, width):.4f} bpp")
+    print(f"PSNR:     {psnr(original, decoded):.2f} dB")
+    print(f"time:     encode {encode_s:.2f} s, decode {decode_s:.2f} s")
+    print(f"decoded image equals the encoder's reconstruction: {'yes' if matches else 'NO'}")
+    if not matches:
+        error("the decoder did not reproduce the encoder's reconstruction exactly (please report this)")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- #
+# train / bench
+# --------------------------------------------------------------------------- #
+
+#: ``neurocodec train`` option -> TrainConfig field.
+TRAIN_OPTIONS = {
+    "architecture": "architecture",
+    "steps": "steps",
+    "batch": "batch",
+    "crop": "crop",
+    "lr": "lr",
+    "threads": "threads",
+    "warmup": "entropy_warmup",
+    "seed": "seed",
+}
+
+
+def train_config(args):
+    """The TrainConfig for ``neurocodec train``: a run's saved config when it is resumed,
+    with the options given on the command line applied on top."""
+    from dataclasses import fields
+
+    from neurocodec.train import TrainConfig
+
+    run = Path(args.run_dir)
+    given = {field: getattr(args, option) for option, field in TRAIN_OPTIONS.items()
+             if getattr(args, option) is not None}
+    known = {f.name for f in fields(TrainConfig)}
+    saved: dict = {}
+    if (run / "checkpoint.pt").exists() and (run / "config.json").exists():
+        try:
+            saved = {k: v for k, v in json.loads((run / "config.json").read_text()).items() if k in known}
+        except (OSError, ValueError) as exc:
+            raise CLIError(f"{run / 'config.json'}: cannot read the saved configuration ({one_line(exc)})") from None
+        if "architecture" in given and given["architecture"] != saved.get("architecture", given["architecture"]):
+            raise UsageError(f"{run} holds a {saved['architecture']!r} run; it cannot resume as "
+                             f"--architecture {given['architecture']}")
+    config = {**saved, **given, "data": str(args.data_dir)}
+    if "scales" in config:
+        config["scales"] = tuple(config["scales"])
+    return TrainConfig(**config)
+
+
+def cmd_train(args) -> int:
+    if (args.export is None) != (args.name is None):
+        raise UsageError("--export and --name go together: --export OUT.safetensors --name MODEL-NAME")
+    if args.name is not None:
+        import re
+
+        if not re.fullmatch(r"[a-z0-9._-]{1,64}", args.name):
+            raise UsageError(f"--name {args.name!r}: a model name is 1..64 characters of a-z 0-9 . _ -")
+    data_dir = Path(args.data_dir)
+    if not data_dir.is_dir():
+        raise CLIError(f"{data_dir}: no such folder")
+    from neurocodec.models import ARCHITECTURES
+
+    if args.architecture is not None and args.architecture not in ARCHITECTURES:
+        raise UsageError(f"--architecture {args.architecture!r}: known architectures are {', '.join(sorted(ARCHITECTURES))}")
+    for option in ("steps", "batch", "crop", "threads"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise UsageError(f"--{option} must be at least 1, got {value}")
+    if args.lr is not None and not args.lr > 0:
+        raise UsageError(f"--lr must be positive, got {args.lr}")
+    if args.warmup is not None and args.warmup < 0:
+        raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
+
+    from neurocodec.train import train
+
+    cfg = train_config(args)
+    run = Path(args.run_dir)
+    resuming = (run / "checkpoint.pt").exists()
+    print(f"{'resuming' if resuming else 'starting'} run {run}: {cfg.architecture}, {cfg.steps:,} steps, "
+          f"batch {cfg.batch}, crop {cfg.crop}, {cfg.threads} thread(s)", flush=True)
+    try:
+        checkpoint = train(cfg, run, progress=not args.quiet)
+    except KeyboardInterrupt:
+        raise CLIError(f"interrupted; run the same command again to resume {run} from its last checkpoint",
+                       code=130) from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(one_line(exc)) from None
+    print(f"checkpoint: {checkpoint}")
+    if args.export:
+        from neurocodec.train.export import export_run
+
+        out = Path(args.export)
+        weight_hash = export_run(run, out, args.name, args.description or "")
+        print(f"exported {args.name} to {out} (weights {weight_hash.hex()})")
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    error("'neurocodec bench' is not yet available; see docs/benchmarks.md and neurocodec.bench for now")
+    return EXIT_USAGE

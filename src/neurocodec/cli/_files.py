@@ -1,0 +1,257 @@
+"""Files for the CLI: expanding inputs, choosing outputs, atomic writes, loading images.
+
+Standard library only at import time (Pillow is imported when an image is read or
+written), so that ``neurocodec --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .errors import CLIError, UsageError
+
+#: Files a folder or glob pattern contributes to ``neurocodec encode``.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".pnm", ".tif", ".tiff")
+#: Files a folder or glob pattern contributes to ``neurocodec decode``.
+STREAM_SUFFIXES = (".ncdc",)
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input file, and the folder its output path is taken relative to (or None)."""
+
+    path: Path
+    root: Path | None = None  # set for files found inside a folder or by a glob pattern
+
+    def relative(self) -> Path:
+        if self.root is None:
+            return Path(self.path.name)
+        return self.path.relative_to(self.root)
+
+
+def _glob_root(pattern: str) -> Path:
+    """The leading part of a glob pattern that has no wildcard, as a folder."""
+    parts = Path(pattern).parts
+    fixed: list[str] = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _walk(folder: Path, suffixes: Iterable[str]) -> list[Path]:
+    suffixes = tuple(suffixes)
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in suffixes and p.is_file() and not p.name.startswith("."))
+
+
+def expand_inputs(args: list[str], suffixes: Iterable[str], what: str) -> tuple[list[Source], list[str]]:
+    """Turn command-line inputs into files.
+
+    A file is taken as it is (whatever its name); a folder contributes every file below
+    it whose suffix is in ``suffixes`` (recursively); anything else containing ``*``,
+    ``?`` or ``[`` is a glob pattern (``**`` matches folders recursively) whose matches
+    are treated like the above.
+
+    Returns:
+      (sources, errors): the files in order without duplicates, and one message per
+      input that gave nothing (missing file, empty folder, pattern without matches).
+    """
+    suffixes = tuple(suffixes)
+    sources: list[Source] = []
+    errors: list[str] = []
+    seen: set[Path] = set()
+
+    def add(source: Source) -> None:
+        key = source.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            sources.append(source)
+
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            found = _walk(path, suffixes)
+            if not found:
+                errors.append(f"{arg}: folder contains no {what} files ({', '.join(suffixes)})")
+            for p in found:
+                add(Source(p, path))
+        elif path.exists():
+            add(Source(path))
+        elif glob.has_magic(arg):
+            root = _glob_root(arg)
+            matched = 0
+            for m in sorted(glob.glob(arg, recursive=True)):
+                mp = Path(m)
+                if mp.is_dir():
+                    for p in _walk(mp, suffixes):
+                        add(Source(p, root))
+                        matched += 1
+                elif mp.is_file() and mp.suffix.lower() in suffixes:
+                    add(Source(mp, root))
+                    matched += 1
+            if not matched:
+                errors.append(f"{arg}: no {what} files match this pattern")
+        else:
+            errors.append(f"{arg}: no such file or directory")
+    return sources, errors
+
+
+def plan_outputs(sources: list[Source], inputs: list[str], output: str | None, suffix: str) -> list[tuple[Source, Path]]:
+    """Pair each source with its output path.
+
+    Without ``-o`` an output goes next to its input with ``suffix``. With ``-o``: a single
+    input file named on the command line is written to ``output`` itself, unless
+    ``output`` is an existing folder or ends with a slash; otherwise ``output`` is a
+    folder (created when missing) and each input keeps its path relative to the folder
+    or pattern it was found by.
+
+    Raises:
+      UsageError: ``-o`` is an existing file but there are several inputs, or two inputs
+        would be written to the same output.
+    """
+    pairs: list[tuple[Source, Path]] = []
+    if output is None:
+        pairs = [(s, s.path.with_suffix(suffix)) for s in sources]
+    else:
+        out = Path(output)
+        as_folder = (out.is_dir() or output.endswith(("/", os.sep)) or len(sources) > 1
+                     or any(s.root is not None for s in sources) or len(inputs) > 1)
+        if not as_folder:
+            pairs = [(sources[0], out)] if sources else []
+        else:
+            if out.exists() and not out.is_dir():
+                raise UsageError(f"-o {output}: is a file, but several inputs need an output folder")
+            pairs = [(s, (out / s.relative()).with_suffix(suffix)) for s in sources]
+    seen: dict[Path, Path] = {}
+    for source, dest in pairs:
+        key = dest.resolve()
+        if key == source.path.resolve():
+            raise UsageError(f"{source.path}: the output would overwrite the input; choose another -o")
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {source.path} would both be written to {dest}; "
+                             "process them separately, each with its own -o")
+        seen[key] = source.path
+    return pairs
+
+
+class OutputExistsError(CLIError):
+    def __init__(self, path: Path):
+        super().__init__(f"{path}: already exists (use --overwrite to replace it)")
+
+
+_UMASK: int | None = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+def atomic_write(path: Path, data: bytes, overwrite: bool) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either untouched or complete.
+
+    The bytes go to a hidden temporary file in the same folder, which is flushed to disk
+    and then renamed over ``path`` (``os.replace``). On any failure, including Ctrl-C,
+    the temporary file is removed. Without ``overwrite`` an existing ``path`` is never
+    replaced, even one created while we were writing (a hard link is used where the
+    file system has them).
+
+    Raises:
+      OutputExistsError: ``path`` exists and ``overwrite`` is false.
+      OSError: the folder is not writable, the disk is full...
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise OutputExistsError(path)
+    try:
+        _write_replace(path, data, overwrite)
+    except OSError as exc:
+        if exc.filename is None:  # name the output in the error message
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+
+
+def _write_replace(path: Path, data: bytes, overwrite: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # atomic, and fails if path exists
+            except FileExistsError:
+                raise OutputExistsError(path) from None
+            except OSError:  # no hard links on this file system
+                if path.exists():
+                    raise OutputExistsError(path) from None
+                os.replace(tmp, path)
+    finally:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def load_image(path: Path):
+    """Open an image file for encoding. Returns a PIL image (RGB, L, P, CMYK...).
+
+    EXIF orientation is applied, and a fully opaque alpha channel is dropped.
+
+    Raises:
+      CLIError: the file cannot be read as an image, or has transparent pixels.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            image = ImageOps.exif_transpose(im)
+            if image is im:
+                image = im.copy()
+    except UnidentifiedImageError:
+        raise CLIError(f"{path}: not an image (or a format Pillow cannot read)") from None
+    except Image.DecompressionBombError as exc:
+        raise CLIError(f"{path}: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            raise
+        raise CLIError(f"{path}: damaged or unsupported image ({exc})") from None
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        if rgba.getextrema()[3][0] < 255:
+            raise CLIError(f"{path}: has transparent pixels; neurocodec codes opaque images only "
+                           "(flatten it onto a background first)")
+        image = rgba.convert("RGB")
+    return image
+
+
+#: Formats ``neurocodec decode --format`` writes, and their file suffixes.
+OUTPUT_FORMATS = {"png": ".png", "bmp": ".bmp", "tiff": ".tiff", "ppm": ".ppm"}
+
+
+def image_bytes(array, fmt: str) -> bytes:
+    """Encode a uint8 (H, W, 3) array losslessly as ``fmt`` (a key of OUTPUT_FORMATS)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array, "RGB").save(buf, format=fmt.upper())
+    return buf.getvalue()
