@@ -29,7 +29,7 @@ def latents():
         q = torch.tensor([quality])
         gain, _ = codec.model.gains(q)
         with torch.inference_mode():
-            symbols = codec.model.entropy_model.quantise(codec.model.analysis(x) * gain)
+            symbols = codec.model.entropy_model.quantise(codec.model.analysis(x) * gain, quality)
         out.append(symbols)
     return codec.model.entropy_model, out
 

@@ -35,8 +35,13 @@ class ModelInfo:
         return self.name == DEFAULT_MODEL
 
 
-@lru_cache(maxsize=None)
 def _info(path: Path) -> ModelInfo:
+    stat = path.stat()
+    return _info_cached(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=None)
+def _info_cached(path: Path, mtime_ns: int, size: int) -> ModelInfo:  # keyed on mtime: files may be replaced
     meta = read_metadata(path)
     return ModelInfo(name=path.stem, architecture=meta["architecture"], description=meta.get("description", ""),
                      weight_hash=weight_hash(path), path=path, size_bytes=path.stat().st_size, card=meta["card"])

@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported only where tensors are built
+    import torch
 
 PRIOR_PREFIX = "prior."
 TABLE_PREFIXES = {"y": "tables.y.", "z": "tables.z.", }
@@ -37,6 +38,7 @@ def export_weights(model, path: str | Path, name: str, description: str = "", ca
     Args:
       model: a :class:`neurocodec.models.VariableRateCodec`; its tables are (re)built here.
     """
+    import torch
     from safetensors.torch import save_file
 
     model = model.eval()
@@ -71,7 +73,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """Metadata of a weight file, with ``config`` and ``card`` parsed from JSON."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
+    with safe_open(str(path), framework="numpy") as f:
         meta = dict(f.metadata() or {})
     meta["config"] = json.loads(meta.get("config", "{}"))
     meta["card"] = json.loads(meta.get("card", "{}"))
