@@ -121,6 +121,15 @@ def _collect(args_inputs: list[str], suffixes, what: str, output: str | None, ou
 
 
 def cmd_encode(args) -> int:
+    targets = [name for name in ("quality", "bpp", "psnr") if getattr(args, name, None) is not None]
+    if len(targets) > 1:
+        raise UsageError(f"give only one of --quality, --bpp and --psnr (got {', '.join('--' + t for t in targets)})")
+    for name in ("bpp", "psnr"):
+        value = getattr(args, name, None)
+        if value is not None and not (value > 0 and value < float("inf")):
+            raise UsageError(f"--{name} must be a positive number, got {value}")
+    if getattr(args, "effort", 0) and args.effort < 0:
+        raise UsageError("--effort must be >= 0")
     pairs, failed = _collect(args.inputs, IMAGE_SUFFIXES, "image", args.output, ".ncdc", error)
     if not pairs:
         return EXIT_FAILURE
@@ -135,7 +144,8 @@ def cmd_encode(args) -> int:
                     raise OutputExistsError(dest)
                 image = load_image(source.path)
                 tic = time.perf_counter()
-                data = codec.compress(image)
+                data = codec.compress(image, bpp=getattr(args, "bpp", None), psnr=getattr(args, "psnr", None),
+                                      effort=getattr(args, "effort", 0) or 0)
                 seconds = time.perf_counter() - tic
                 atomic_write(dest, data, args.overwrite)
             except (CLIError, NeurocodecError, OSError) as exc:
@@ -525,5 +535,22 @@ def cmd_train(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    error("'neurocodec bench' is not yet available; see docs/benchmarks.md and neurocodec.bench for now")
-    return EXIT_USAGE
+    from neurocodec.bench.suite import run_suite
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise CLIError(f"{folder}: not a folder")
+    models = [m for m in (args.models or "").split(",") if m] or [None]
+    codecs = [c for c in (args.codecs or "").split(",") if c]
+    result = run_suite(folder, models, codecs, args.anchors, images=args.images, out_md=args.out_md,
+                       out_png=args.out_png, out_json=args.out_json, threads=args.threads,
+                       command="neurocodec bench " + " ".join(args.argv_echo), progress=_is_terminal(sys.stderr))
+    for label in result["measured"]:
+        print(label)
+        for p in result["curves"][label]:
+            print(f"  quality {p.quality!s:>3}: {p.bpp:.4f} bpp, {p.psnr:.3f} dB PSNR, MS-SSIM {p.ms_ssim:.4f}")
+    for label, row in result["bd"].items():
+        cells = ", ".join(f"vs {ref} {v:+.1f} %" for ref, v in row.items() if v is not None)
+        if label in result["measured"] and cells:
+            print(f"BD-rate {label}: {cells}")
+    return EXIT_OK
