@@ -342,10 +342,25 @@ def test_no_command_prints_help(capsys):
     assert code == 2 and "encode" in out and "roundtrip" in out
 
 
-def test_bench_is_reserved(capsys):
+def test_bench_bad_arguments(capsys, tmp_path):
     code, _, err = run(capsys, "bench", "--anything", "goes")
     assert code == 2
-    assert_one_error_line(err, "not yet available")
+    assert_one_error_line(err, "unrecognized arguments")
+    code, _, err = run(capsys, "bench", str(tmp_path / "missing"))
+    assert code == 1
+    assert_one_error_line(err, "not a folder")
+
+
+def test_bench_small_folder(capsys, tmp_path):
+    from PIL import Image
+
+    from neurocodec.cli.sample import sample_image
+
+    Image.fromarray(np.ascontiguousarray(sample_image()[:176, :192])).save(tmp_path / "a.png")  # MS-SSIM needs > 160 px
+    code, out, _ = run(capsys, "bench", str(tmp_path), "--codecs", "jpeg", "--out-md", str(tmp_path / "r.md"))
+    assert code == 0
+    assert "JPEG" in out and "block-hyperprior-mse" in out
+    assert "BD-rate" in (tmp_path / "r.md").read_text()
 
 
 def test_stream_of_unknown_model(capsys, tmp_path, stream):
