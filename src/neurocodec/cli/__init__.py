@@ -257,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_int, metavar="N",
                    help=f"first N steps train only the entropy model (default: {d['entropy_warmup']})")
     p.add_argument("--seed", type=_int, metavar="N", help=f"random seed (default: {d['seed']})")
+    p.add_argument("--distortion", choices=("mse", "ms-ssim"), help="distortion measure of the loss (default: mse)")
+    p.add_argument("--init-from", metavar="W.safetensors",
+                   help="start from these weights (a shipped or exported model) instead of random initialisation")
+    p.add_argument("--snapshot-every", type=_int, metavar="N",
+                   help="also keep the weights every N steps (for RD-against-CPU-time curves; default: never)")
     p.add_argument("--export", metavar="OUT.safetensors",
                    help="after training, write the model as a weight file (needs --name)")
     p.add_argument("--name", metavar="NAME", help="model name recorded in the exported file")

@@ -457,6 +457,9 @@ TRAIN_OPTIONS = {
     "threads": "threads",
     "warmup": "entropy_warmup",
     "seed": "seed",
+    "distortion": "distortion",
+    "init_from": "init_from",
+    "snapshot_every": "snapshot_every",
 }
 
 
