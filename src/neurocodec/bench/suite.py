@@ -50,12 +50,22 @@ def _bd(test: Sequence[RDPoint], ref: Sequence[RDPoint]) -> float | None:
         return None
 
 
+def _classical_curves(folder: str, images: int | None, keys: tuple, progress: bool = False) -> dict:
+    imgs = load_images(folder)[:images] if images else load_images(folder)
+    curves = {}
+    for key in keys:
+        codec = make_classical(key)
+        curves[codec.name] = evaluate(codec, imgs, DEFAULT_QUALITIES[key], progress=progress)
+    return curves
+
+
 def run_suite(folder: str | Path, models: Sequence[str | None] = (None,), classical: Sequence[str] = ("jpeg", "webp", "avif"),
               anchors_csv: str | Path | None = None, images: int | None = None, out_md: str | Path | None = None,
               out_png: str | Path | None = None, out_json: str | Path | None = None, threads: int = 1,
-              command: str = "", progress: bool = True) -> dict:
+              command: str = "", progress: bool = True, workers: int = 2) -> dict:
     """Measure models and classical codecs on ``folder``; optionally write the report.
 
+    ``workers`` = 2 measures the classical codecs in a second process meanwhile.
     Returns a dict: ``curves`` (label -> list of RDPoint), ``bd`` (label -> {reference: %}),
     ``beats_jpeg`` (model label -> list of bool/None per quality) and ``mismatches`` (model
     label -> number of images whose decode differed from the encoder's reconstruction).
@@ -66,13 +76,24 @@ def run_suite(folder: str | Path, models: Sequence[str | None] = (None,), classi
     curves: dict[str, list[RDPoint]] = {}
     mismatches: dict[str, int] = {}
     started = time.time()
-    for model in models:
-        codec = NeuralCodec(model, threads=threads)
-        curves[codec.name] = evaluate(codec, imgs, NEURAL_QUALITIES, progress=progress)
-        mismatches[codec.name] = codec.mismatches
-    for key in classical:
-        codec = make_classical(key)
-        curves[codec.name] = evaluate(codec, imgs, DEFAULT_QUALITIES[key], progress=progress)
+    # The classical codecs run in a second process while the models run here (same run,
+    # half the wall time on two cores).
+    pending = None
+    if classical and workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=1)
+        pending = pool.submit(_classical_curves, str(folder), images, tuple(classical))
+    try:
+        for model in models:
+            codec = NeuralCodec(model, threads=threads)
+            curves[codec.name] = evaluate(codec, imgs, NEURAL_QUALITIES, progress=progress)
+            mismatches[codec.name] = codec.mismatches
+        curves.update(pending.result() if pending is not None
+                      else _classical_curves(str(folder), images, tuple(classical), progress))
+    finally:
+        if pending is not None:
+            pool.shutdown(cancel_futures=True)
     measured = list(curves)
     if anchors_csv and Path(anchors_csv).is_file() and not images:
         for label, name in ANCHORS.items():
