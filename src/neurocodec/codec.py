@@ -92,7 +92,8 @@ class Codec:
     Args:
       model_name: a shipped model (see :func:`neurocodec.list_models`); None = default.
       quality: default quality, a number in [1, 8] (1 = smallest files; fractions allowed).
-      coder: entropy coder backend (``"cpu"``).
+      coder: entropy coder backend: ``"cpu"`` (default, container coder cpu-range) or ``"triton"``
+        (lane-parallel rANS, container coder triton-rans; GPU kernels, numpy reference elsewhere).
       limits: container limits applied when decoding.
     """
 
@@ -314,7 +315,9 @@ def _to_uint8(x_hat, h: int, w: int) -> np.ndarray:
     return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-_CODER_NAMES = {"cpu": "cpu-range"}
+# Backend name -> container coder name. "triton" (GPU kernels) and "lanes" (their numpy
+# reference) write the same lane-parallel rANS format, coder "triton-rans".
+_CODER_NAMES = {"cpu": "cpu-range", "triton": "triton-rans", "lanes": "triton-rans"}
 
 
 def _coder_name(backend: str) -> str:
@@ -325,12 +328,27 @@ def _coder_name(backend: str) -> str:
 
 
 def _coder_backend(container_name: str) -> str:
+    if container_name == "triton-rans":
+        return _lane_decoder()
     for backend, name in _CODER_NAMES.items():
         if name == container_name:
             return backend
     from .errors import UnsupportedVersionError
 
     raise UnsupportedVersionError(f"stream was written with coder {container_name!r}, not available here")
+
+
+def _lane_decoder() -> str:
+    """Backend for "triton-rans" streams: the Triton kernels where a GPU can run them, else
+    the numpy reference "lanes" (same format; needs neither triton nor a GPU)."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            return "triton"
+    return "lanes"
 
 
 def compress(image: Any, model: str | None = None, quality: float = DEFAULT_QUALITY) -> bytes:

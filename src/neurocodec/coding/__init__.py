@@ -13,6 +13,16 @@ This layer uses numpy and constriction only (never torch). Coding is integer
 work: the only floats are the exact dyadic probabilities `freqs / 2**precision`
 handed to constriction, which re-quantises them with exact arithmetic.
 
+Backends: `cpu` (constriction range coder, container coder `cpu-range`),
+`lanes` (numpy reference of the lane-parallel rANS format, container coder
+`triton-rans`, see `neurocodec.coding.lanes` and docs/format.md section 11) and
+`triton` (Triton kernels of that format, same bytes). `triton` is the one
+exception to "never torch": `neurocodec.coding.triton_backend` imports triton
+and torch, only when `get_backend("triton")` is first called (the `[triton]`
+extra), because its fused encoder quantises float latents where they live, on
+the GPU (`encode_latents`). Everything else here, including decoding
+`triton-rans` streams, needs neither.
+
 What the coder guarantees:
 
 * Exact round trip: `decode(encode(s, i, T), i, T)` equals `s` (as int32, same
@@ -42,17 +52,33 @@ What the coder guarantees:
 from __future__ import annotations
 
 from .cpu import CpuRangeCoder
+from .lanes import LaneCoder
 from .tables import IntTables, build_tables
 
-__all__ = ["IntTables", "build_tables", "get_backend", "available_backends", "CpuRangeCoder"]
+__all__ = ["IntTables", "build_tables", "get_backend", "available_backends", "CpuRangeCoder", "LaneCoder"]
 
-_BACKENDS = {"cpu": CpuRangeCoder}
-_RESERVED = {"triton": "the 'triton' backend (lane-parallel rANS) is not implemented yet"}
+
+def _triton_backend():
+    """The `triton` backend class, imported only when asked for (needs the [triton] extra)."""
+    try:
+        from .triton_backend import TritonLaneCoder
+    except ImportError as exc:
+        raise ImportError(
+            "the 'triton' coder backend needs triton and torch: pip install 'neurocodec[triton]' "
+            f"({exc}). Streams it writes (coder 'triton-rans') decode without it, through the "
+            "numpy reference backend 'lanes'."
+        ) from exc
+    return TritonLaneCoder()
+
+
+_BACKENDS = {"cpu": CpuRangeCoder, "lanes": LaneCoder, "triton": _triton_backend}
+_RESERVED: dict = {}
 _instances: dict = {}
 
 
 def available_backends() -> tuple[str, ...]:
-    """Names accepted by `get_backend`, e.g. `("cpu",)`."""
+    """Names accepted by `get_backend`: `("cpu", "lanes", "triton")` ("triton" needs the
+    [triton] extra)."""
     return tuple(sorted(_BACKENDS))
 
 
@@ -60,15 +86,20 @@ def get_backend(name: str = "cpu"):
     """Returns the coder backend called `name` (one shared instance per name).
 
     Args:
-      name: `"cpu"`, the constriction range coder (`CpuRangeCoder`).
+      name: `"cpu"`, the constriction range coder (`CpuRangeCoder`, container
+        coder `cpu-range`); `"lanes"`, the numpy reference of the lane-parallel
+        rANS format (`LaneCoder`, container coder `triton-rans`); `"triton"`,
+        the Triton kernels of that format (`TritonLaneCoder`, same bytes; imports
+        triton and torch on first use; runs the kernels on a GPU, under the
+        Triton interpreter if `TRITON_INTERPRET=1` and there is no GPU, else the
+        numpy reference).
 
     Returns:
       An object with `encode(symbols, table_indexes, tables) -> bytes` and
       `decode(data, table_indexes, tables) -> np.ndarray` (int32).
 
     Raises:
-      NotImplementedError: for a reserved backend not implemented yet
-        (`"triton"`).
+      ImportError: for `"triton"` without the [triton] extra installed.
       ValueError: for an unknown name; the message lists the available ones.
     """
     if name in _RESERVED:
