@@ -239,11 +239,9 @@ class Codec:
             quality = check_quality(header.quality)
         except ValueError:
             raise FormatError(f"stream has quality {header.quality}, outside [1, 8]") from None
-        tiles = tile_grid(header.height, header.width, header.tile_height, header.tile_width)
         per_tile = 2
-        if len(segments) != per_tile * len(tiles):
-            raise FormatError(f"stream has {len(segments)} segments; a {header.height}x{header.width} image in "
-                              f"{len(tiles)} tile(s) needs {per_tile * len(tiles)}")
+        _check_tiling(header, len(segments), per_tile, self.model.pad_multiple)
+        tiles = tile_grid(header.height, header.width, header.tile_height, header.tile_width)
         out = np.empty((header.height, header.width, 3), dtype=np.uint8)
         m = self.model.pad_multiple
         with torch.inference_mode():
@@ -258,6 +256,32 @@ class Codec:
                     raise FormatError(f"tile {i} does not decode: {exc}") from exc
                 out[top:top + h, left:left + w] = _to_uint8(x_hat, h, w)
         return out
+
+
+def _check_tiling(header: Header, n_segments: int, per_tile: int, pad_multiple: int) -> None:
+    """Check a stream's tiling before anything is sized by it (raises FormatError).
+
+    The tile count is computed, not enumerated, so a header declaring millions of tiny
+    tiles costs nothing. A tile (or an untiled image) may not have a side above
+    ``UNTILED_MAX_SIDE`` (the encoder never writes one, and the decoder's memory grows
+    with the tile), nor, when tiled, a declared side below the model's ``pad_multiple``
+    (padding would multiply the work per pixel).
+    """
+    from .errors import LimitExceededError
+
+    tile_h = header.tile_height or header.height
+    tile_w = header.tile_width or header.width
+    if max(tile_h, tile_w) > UNTILED_MAX_SIDE:
+        what = "tile" if header.tile_height else "untiled image"
+        raise LimitExceededError(f"stream declares a {what} of {tile_h}x{tile_w} pixels; this decoder accepts tiles "
+                                 f"of at most {UNTILED_MAX_SIDE}x{UNTILED_MAX_SIDE} (the encoder tiles larger images)")
+    if header.tile_height and min(tile_h, tile_w) < pad_multiple:
+        raise FormatError(f"stream declares {tile_h}x{tile_w} tiles; this model needs tiles of at least "
+                          f"{pad_multiple}x{pad_multiple}")
+    count = -(-header.height // tile_h) * -(-header.width // tile_w)
+    if n_segments != per_tile * count:
+        raise FormatError(f"stream has {n_segments} segments; a {header.height}x{header.width} image in "
+                          f"{count} tile(s) needs {per_tile * count}")
 
 
 def _as_stored_quality(q: float) -> float:
