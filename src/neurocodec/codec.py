@@ -95,14 +95,20 @@ class Codec:
       coder: entropy coder backend: ``"cpu"`` (default, container coder cpu-range) or ``"triton"``
         (lane-parallel rANS, container coder triton-rans; GPU kernels, numpy reference elsewhere).
       limits: container limits applied when decoding.
+      weights: a weight file to use instead of a shipped model (``model_name`` is then
+        ignored; streams record the file's stem as model id and its hash).
     """
 
     def __init__(self, model_name: str | None = None, quality: float = DEFAULT_QUALITY, coder: str = "cpu",
-                 limits: Limits | None = None):
+                 limits: Limits | None = None, weights: str | None = None):
         from . import zoo
 
-        self.info = zoo.model_info(model_name)
-        self.model = zoo.load_model(self.info.name)
+        if weights is not None:
+            self.info = zoo.file_info(weights)
+            self.model = zoo.load_weights(self.info.path)
+        else:
+            self.info = zoo.model_info(model_name)
+            self.model = zoo.load_model(self.info.name)
         self.quality = check_quality(quality)
         self.coder = coder
         self.limits = limits
