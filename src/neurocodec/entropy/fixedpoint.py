@@ -25,6 +25,7 @@ from torch import nn
 import torch.nn.functional as F
 
 WEIGHT_LIMIT = 2**15
+BIAS_LIMIT = 2**44  # with |products summed| < 2**42, accumulators stay below 2**53
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -76,8 +77,9 @@ class FixedPointConv(nn.Module):
         return torch.clamp(torch.round(scaled), -WEIGHT_LIMIT, WEIGHT_LIMIT - 1)
 
     def integer_bias(self) -> torch.Tensor:
-        """Integer bias on the accumulator grid (``out_bits`` fractional bits)."""
-        return torch.round(self.bias * 2.0**self.out_bits)
+        """Integer bias on the accumulator grid (``out_bits`` fractional bits), clamped so the
+        exactness bound holds by construction."""
+        return torch.clamp(torch.round(self.bias * 2.0**self.out_bits), -BIAS_LIMIT, BIAS_LIMIT)
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         if self.transposed:
@@ -97,7 +99,7 @@ class FixedPointConv(nn.Module):
         w_scale = 2.0**self.weight_bits
         b_scale = 2.0**self.out_bits
         weight = torch.clamp(round_ste(self.weight * w_scale), -WEIGHT_LIMIT, WEIGHT_LIMIT - 1) / w_scale
-        bias = round_ste(self.bias * b_scale) / b_scale
+        bias = torch.clamp(round_ste(self.bias * b_scale), -BIAS_LIMIT, BIAS_LIMIT) / b_scale
         return self._conv(x, weight, bias)
 
     def forward_exact(self, x_int: torch.Tensor, weight_int: torch.Tensor,
