@@ -216,7 +216,7 @@ class Codec:
 
         h, w = array.shape[:2]
         m = self.model.pad_multiple
-        ph, pw = math.ceil(h / m) * m, math.ceil(w / m) * m
+        ph, pw = _padded(h, m), _padded(w, m)
         x = torch.from_numpy(np.array(array)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
         if (ph, pw) != (h, w):
             x = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
@@ -252,7 +252,7 @@ class Codec:
         m = self.model.pad_multiple
         with torch.inference_mode():
             for i, (top, left, h, w) in enumerate(tiles):
-                shape = (math.ceil(h / m) * m, math.ceil(w / m) * m)
+                shape = (_padded(h, m), _padded(w, m))
                 try:
                     x_hat = self.model.decompress(segments[per_tile * i:per_tile * (i + 1)], shape, quality,
                                                   _coder_backend(header.coder))
@@ -288,6 +288,11 @@ def _check_tiling(header: Header, n_segments: int, per_tile: int, pad_multiple: 
     if n_segments != per_tile * count:
         raise FormatError(f"stream has {n_segments} segments; a {header.height}x{header.width} image in "
                           f"{count} tile(s) needs {per_tile * count}")
+
+
+def _padded(size: int, multiple: int) -> int:
+    """``size`` rounded up to a multiple of ``multiple`` (the model's padding)."""
+    return -(-size // multiple) * multiple
 
 
 def _as_stored_quality(q: float) -> float:

@@ -137,7 +137,7 @@ def render_markdown(result: dict, png: str | Path | None, md_path: str | Path) -
         "`shared/anchors/kodak_published_rd.csv`, not measured here.", "",
     ]
     if png:
-        rel = Path(png).resolve().relative_to(Path(md_path).resolve().parent) if Path(png).is_absolute() or True else png
+        rel = Path(png).resolve().relative_to(Path(md_path).resolve().parent)
         lines += [f"![RD curves]({rel.as_posix()})", ""]
     references = sorted({r for row in result["bd"].values() for r in row}, key=list(curves).index)
     lines += ["## BD-rate (rows against columns)", "", "| codec | " + " | ".join(references) + " |",

@@ -2,10 +2,10 @@
 
 from .factorized import FactorizedDensity
 from .fixedpoint import FixedPointConv, round_ste
-from .gaussian import gaussian_bits, gaussian_likelihood, gaussian_pmfs, scale_table
+from .gaussian import gaussian_bits, gaussian_pmfs, scale_table
 from .hyperprior import FixedPointHyperSynthesis, HyperSymbols, MeanScaleHyperprior
 
 __all__ = [
-    "FactorizedDensity", "FixedPointConv", "round_ste", "gaussian_bits", "gaussian_likelihood", "gaussian_pmfs",
+    "FactorizedDensity", "FixedPointConv", "round_ste", "gaussian_bits", "gaussian_pmfs",
     "scale_table", "FixedPointHyperSynthesis", "HyperSymbols", "MeanScaleHyperprior",
 ]

@@ -48,11 +48,6 @@ def log1mexp(d: torch.Tensor) -> torch.Tensor:
     return torch.log(-torch.expm1(torch.clamp(d, max=-1e-12)))
 
 
-def gaussian_likelihood(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``2 ** -gaussian_bits(residual, scale)``: the probability itself (for diagnostics)."""
-    return torch.exp2(-gaussian_bits(residual, scale))
-
-
 def gaussian_pmfs(scales: np.ndarray, tail_sigmas: float = 6.5, max_half_width: int = 4096
                   ) -> tuple[list[np.ndarray], np.ndarray]:
     """Discretised zero-mean Gaussians, one per scale, for table export.

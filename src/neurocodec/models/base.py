@@ -37,9 +37,10 @@ def check_quality(quality: Any) -> float:
     return q
 
 
-def lambda_for_quality(quality: torch.Tensor) -> torch.Tensor:
-    """Log-linear interpolation of :data:`LAMBDAS`; quality float (B,) -> lambda float (B,)."""
-    logs = torch.log(torch.tensor(LAMBDAS, dtype=quality.dtype))
+def lambda_for_quality(quality: torch.Tensor, table: tuple[float, ...] = LAMBDAS) -> torch.Tensor:
+    """Log-linear interpolation of a per-quality table (default :data:`LAMBDAS`);
+    quality float (B,) -> lambda float (B,)."""
+    logs = torch.log(torch.tensor(table, dtype=quality.dtype))
     return torch.exp(interpolate_qualities(logs.unsqueeze(1), quality).squeeze(1))
 
 

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from ..models import build_model, lambda_for_quality
-from ..models.base import interpolate_qualities
 from .data import CropDataset
 from .losses import MS_SSIM_LAMBDAS, ms_ssim
 
@@ -74,9 +73,7 @@ def rd_loss(model, x: torch.Tensor, quality: torch.Tensor, distortion: str = "ms
     if distortion == "mse":
         term = lambda_for_quality(quality) * 255.0**2 * mse
     elif distortion == "ms-ssim":
-        lambdas = torch.tensor(MS_SSIM_LAMBDAS, dtype=torch.float32)
-        scale = torch.exp(interpolate_qualities(torch.log(lambdas).unsqueeze(1), quality).squeeze(1))
-        term = scale * (1.0 - ms_ssim(out["x_hat"], x))
+        term = lambda_for_quality(quality, MS_SSIM_LAMBDAS) * (1.0 - ms_ssim(out["x_hat"], x))
     else:
         raise ValueError(f"distortion must be 'mse' or 'ms-ssim', got {distortion!r}")
     loss = (bpp + term).mean()
@@ -120,6 +117,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, progress: bool = True, stop_aft
         load_state_into(model, cfg.init_from)
 
     data = CropDataset(cfg.data, cfg.crop, tuple(cfg.scales))
+    start_step = step
     model.train()
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     bar = None
@@ -133,7 +131,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, progress: bool = True, stop_aft
         batch = torch.from_numpy(data.batch(rng, cfg.batch)).permute(0, 3, 1, 2).float() / 255.0
         quality = torch.from_numpy(rng.uniform(cfg.min_quality, cfg.max_quality, cfg.batch)).float()
         lr = learning_rate(cfg, step)
-        _freeze_transforms(model, step < cfg.entropy_warmup)
+        if step in (start_step, cfg.entropy_warmup):
+            _freeze_transforms(model, step < cfg.entropy_warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
         result = rd_loss(model, batch, quality, cfg.distortion)

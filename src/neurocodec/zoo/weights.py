@@ -22,9 +22,7 @@ if TYPE_CHECKING:  # torch is imported only where tensors are built
     import torch
 
 PRIOR_PREFIX = "prior."
-TABLE_PREFIXES = {"y": "tables.y.", "z": "tables.z.", }
-# Parameters of the float hyper-synthesis are not needed for coding (the exact integer
-# copies are), but are kept so an exported model can be fine-tuned.
+TABLE_PREFIXES = {"y": "tables.y.", "z": "tables.z."}
 
 
 def weight_hash(path: str | Path) -> bytes:
