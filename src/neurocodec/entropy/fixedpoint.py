@@ -59,6 +59,9 @@ class FixedPointConv(nn.Module):
         self.transposed = transposed
         self.weight_bits = weight_bits
         self.act_bits = act_bits
+        # False: the training face is a plain float convolution (a float-trained prior,
+        # converted afterwards by :mod:`neurocodec.entropy.ptq`). Not saved in weight files.
+        self.fake_quant = True
         shape = ((in_channels, out_channels) if transposed else (out_channels, in_channels))
         self.weight = nn.Parameter(torch.empty(*shape, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels))
@@ -89,13 +92,16 @@ class FixedPointConv(nn.Module):
 
     # -- faces -----------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Training face: float32 convolution with fake-quantised weights and bias.
+        """Training face: float32 convolution with fake-quantised weights and bias
+        (float weights and bias, no grids, when ``fake_quant`` is False).
 
         Args:
           x: float32 (B, C_in, H, W), already on the input grid.
         Returns:
           float32 (B, C_out, H', W'): the real-valued accumulator (not yet requantised).
         """
+        if not self.fake_quant:
+            return self._conv(x, self.weight, self.bias)
         w_scale = 2.0**self.weight_bits
         b_scale = 2.0**self.out_bits
         weight = torch.clamp(round_ste(self.weight * w_scale), -WEIGHT_LIMIT, WEIGHT_LIMIT - 1) / w_scale
@@ -129,3 +135,9 @@ def fake_requantise(x: torch.Tensor, bits: int, low: float, high: float) -> torc
     """
     scale = 2.0**bits
     return torch.clamp(round_ste(x * scale), low * scale, high * scale) / scale
+
+
+def float_requantise(x: torch.Tensor, bits: int, low: float, high: float) -> torch.Tensor:
+    """What :func:`fake_requantise` becomes in a float network: the clamp to
+    ``[low, high]`` (real units) without the grid; ``bits`` is ignored."""
+    return torch.clamp(x, low, high)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .factorized import FactorizedDensity
-from .fixedpoint import FixedPointConv, fake_requantise, requantise_exact, round_ste
+from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact, round_ste
 from .gaussian import gaussian_bits, gaussian_pmfs, scale_table
 
 Z_LIMIT = 2**15  # hyper-latents are clamped here so fixed-point sums stay below 2**53
@@ -101,6 +101,20 @@ class FixedPointHyperSynthesis(nn.Module):
     mean_limit = float(2**12)
     log_scale_limit = 32.0
 
+    @property
+    def fake_quant(self) -> bool:
+        """Whether the training face imposes the fixed-point grids (the default). With
+        False it is the same network in plain float (weights, activations, mean and
+        log-scale off the grids; the clamps, which are the nonlinearity, and the final
+        rounding of means and table indexes stay): a float-trained prior, to be converted
+        by :func:`neurocodec.entropy.ptq.quantize_prior`. The coding face is always exact."""
+        return self.layers[0].fake_quant
+
+    @fake_quant.setter
+    def fake_quant(self, enabled: bool) -> None:
+        for layer in self.layers:
+            layer.fake_quant = bool(enabled)
+
     def forward(self, z_hat: torch.Tensor, log2_gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training face.
 
@@ -111,12 +125,13 @@ class FixedPointHyperSynthesis(nn.Module):
           (mean, index): float32 (B, C, 4h, 4w) each, integers (the mean of the scaled latents
           and the scale-table index), with straight-through gradients.
         """
+        requantise = fake_requantise if self.fake_quant else float_requantise
         h = z_hat
         for layer in self.layers[:-1]:
-            h = fake_requantise(layer(h), self.act_bits, 0.0, self.act_max)
+            h = requantise(layer(h), self.act_bits, 0.0, self.act_max)
         mean_raw, log_scale_raw = self.layers[-1](h).chunk(2, dim=1)
-        mean_u = fake_requantise(mean_raw, self.mean_bits, -self.mean_limit, self.mean_limit)
-        log_scale_u = fake_requantise(log_scale_raw, LOG_BITS, -self.log_scale_limit, self.log_scale_limit)
+        mean_u = requantise(mean_raw, self.mean_bits, -self.mean_limit, self.mean_limit)
+        log_scale_u = requantise(log_scale_raw, LOG_BITS, -self.log_scale_limit, self.log_scale_limit)
         mean = round_ste(mean_u * torch.exp2(log2_gain))
         position = (log_scale_u + log2_gain - LOG2_SCALE_MIN) / LOG2_SCALE_STEP
         index = torch.clamp(round_ste(position), 0, self.num_scales - 1)
