@@ -115,6 +115,25 @@ class FixedPointHyperSynthesis(nn.Module):
         for layer in self.layers:
             layer.fake_quant = bool(enabled)
 
+    def unscaled(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training face of the network alone (before the quality's gain enters).
+
+        Args:
+          z_hat: float32 (B, Cz, h, w), integers (straight-through rounded).
+        Returns:
+          (mean_u, log_scale_u): float32 (B, C, 4h, 4w) each, the unscaled mean on the
+          ``2**-mean_bits`` grid and the log2-scale on the ``2**-LOG_BITS`` grid (clamped as
+          in :meth:`unscaled_exact`), with straight-through gradients.
+        """
+        requantise = fake_requantise if self.fake_quant else float_requantise  # see fake_quant
+        h = z_hat
+        for layer in self.layers[:-1]:
+            h = requantise(layer(h), self.act_bits, 0.0, self.act_max)
+        mean_raw, log_scale_raw = self.layers[-1](h).chunk(2, dim=1)
+        mean_u = requantise(mean_raw, self.mean_bits, -self.mean_limit, self.mean_limit)
+        log_scale_u = requantise(log_scale_raw, LOG_BITS, -self.log_scale_limit, self.log_scale_limit)
+        return mean_u, log_scale_u
+
     def forward(self, z_hat: torch.Tensor, log2_gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training face.
 
@@ -125,17 +144,8 @@ class FixedPointHyperSynthesis(nn.Module):
           (mean, index): float32 (B, C, 4h, 4w) each, integers (the mean of the scaled latents
           and the scale-table index), with straight-through gradients.
         """
-        requantise = fake_requantise if self.fake_quant else float_requantise
-        h = z_hat
-        for layer in self.layers[:-1]:
-            h = requantise(layer(h), self.act_bits, 0.0, self.act_max)
-        mean_raw, log_scale_raw = self.layers[-1](h).chunk(2, dim=1)
-        mean_u = requantise(mean_raw, self.mean_bits, -self.mean_limit, self.mean_limit)
-        log_scale_u = requantise(log_scale_raw, LOG_BITS, -self.log_scale_limit, self.log_scale_limit)
-        mean = round_ste(mean_u * torch.exp2(log2_gain))
-        position = (log_scale_u + log2_gain - LOG2_SCALE_MIN) / LOG2_SCALE_STEP
-        index = torch.clamp(round_ste(position), 0, self.num_scales - 1)
-        return mean, index
+        mean_u, log_scale_u = self.unscaled(z_hat)
+        return scale_prior(mean_u, log_scale_u, log2_gain, self.num_scales)
 
     def integer_parameters(self) -> dict[str, torch.Tensor]:
         """The integer weights (int16) and biases (int64) the exact path uses."""
@@ -144,6 +154,33 @@ class FixedPointHyperSynthesis(nn.Module):
             params[f"{i}.weight"] = layer.integer_weight().to(torch.int16)  # clamped to 16 bits
             params[f"{i}.bias"] = layer.integer_bias().to(torch.int64)
         return params
+
+    @torch.no_grad()
+    def unscaled_exact(self, z_symbols: torch.Tensor, params: dict[str, torch.Tensor]
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coding face of the network alone, bit-exact on every machine.
+
+        Args:
+          z_symbols: integer tensor (1, Cz, h, w).
+          params: from :meth:`integer_parameters` (as stored in a weight file).
+        Returns:
+          (mean_u, log_scale_u): int64 (1, C, 4h, 4w) each, in units of ``2**-mean_bits``
+          and ``2**-LOG_BITS``, clamped to ``±mean_limit`` and ``±log_scale_limit``.
+        """
+        h = torch.clamp(z_symbols.to(torch.float64), -Z_LIMIT, Z_LIMIT)
+        act_scale = 2.0**self.act_bits
+        for i, layer in enumerate(self.layers):
+            acc = layer.forward_exact(h, params[f"{i}.weight"].to(torch.float64),
+                                      params[f"{i}.bias"].to(torch.float64))
+            if i < len(self.layers) - 1:
+                h = requantise_exact(acc, layer.out_bits - self.act_bits, 0.0, self.act_max * act_scale)
+        last = self.layers[-1]
+        mean_acc, log_scale_acc = acc.chunk(2, dim=1)
+        mean_u = requantise_exact(mean_acc, last.out_bits - self.mean_bits, -self.mean_limit * 2**self.mean_bits,
+                                  self.mean_limit * 2**self.mean_bits).to(torch.int64)
+        log_scale_u = requantise_exact(log_scale_acc, last.out_bits - LOG_BITS, -self.log_scale_limit * 2**LOG_BITS,
+                                       self.log_scale_limit * 2**LOG_BITS).to(torch.int64)
+        return mean_u, log_scale_u
 
     @torch.no_grad()
     def forward_exact(self, z_symbols: torch.Tensor, params: dict[str, torch.Tensor], log2_gain: torch.Tensor
@@ -159,27 +196,57 @@ class FixedPointHyperSynthesis(nn.Module):
         Returns:
           (mean, index): int64 (1, C, 4h, 4w) each.
         """
-        h = torch.clamp(z_symbols.to(torch.float64), -Z_LIMIT, Z_LIMIT)
-        act_scale = 2.0**self.act_bits
-        for i, layer in enumerate(self.layers):
-            acc = layer.forward_exact(h, params[f"{i}.weight"].to(torch.float64),
-                                      params[f"{i}.bias"].to(torch.float64))
-            if i < len(self.layers) - 1:
-                h = requantise_exact(acc, layer.out_bits - self.act_bits, 0.0, self.act_max * act_scale)
-        last = self.layers[-1]
-        mean_acc, log_scale_acc = acc.chunk(2, dim=1)
-        mean_u = requantise_exact(mean_acc, last.out_bits - self.mean_bits, -self.mean_limit * 2**self.mean_bits,
-                                  self.mean_limit * 2**self.mean_bits).to(torch.int64)
-        log_scale_u = requantise_exact(log_scale_acc, last.out_bits - LOG_BITS, -self.log_scale_limit * 2**LOG_BITS,
-                                       self.log_scale_limit * 2**LOG_BITS).to(torch.int64)
-        lg = log2_gain.to(torch.int64).view(1, -1, 1, 1)
-        step = int(LOG2_SCALE_STEP * 2**LOG_BITS)
-        position = log_scale_u + lg - int(LOG2_SCALE_MIN * 2**LOG_BITS) + step // 2
-        index = torch.clamp(torch.div(position, step, rounding_mode="floor"), 0, self.num_scales - 1)
-        gain = fixed_point_gain(lg, params["exp2"])           # 2**-GAIN_BITS units
-        shift = self.mean_bits + GAIN_BITS
-        mean = torch.div(mean_u * gain + (1 << (shift - 1)), 1 << shift, rounding_mode="floor")
-        return mean, index
+        mean_u, log_scale_u = self.unscaled_exact(z_symbols, params)
+        return scale_prior_exact(mean_u, log_scale_u, log2_gain, params["exp2"], self.mean_bits, self.num_scales)
+
+
+def scale_prior(mean_u: torch.Tensor, log_scale_u: torch.Tensor, log2_gain: torch.Tensor,
+                num_scales: int = NUM_SCALES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training face of the quality head: unscaled prediction -> coded mean and table index.
+
+    For latents coded as ``y * g`` the coded distribution has mean ``round(g * mean_u)`` (an
+    integer, so reconstructions never depend on the prior) and log2-scale
+    ``log_scale_u + log2 g``, which selects the table. Shared by every prior network
+    (hyper-synthesis, context models), so one prior serves all qualities.
+
+    Args:
+      mean_u, log_scale_u: float32 (B, C, H, W) on their grids (see
+        :meth:`FixedPointHyperSynthesis.unscaled`).
+      log2_gain: float32 (B, C, 1, 1) (or broadcastable).
+    Returns:
+      (mean, index): float32 (B, C, H, W), integers, straight-through gradients.
+    """
+    mean = round_ste(mean_u * torch.exp2(log2_gain))
+    position = (log_scale_u + log2_gain - LOG2_SCALE_MIN) / LOG2_SCALE_STEP
+    index = torch.clamp(round_ste(position), 0, num_scales - 1)
+    return mean, index
+
+
+def scale_prior_exact(mean_u: torch.Tensor, log_scale_u: torch.Tensor, log2_gain: torch.Tensor,
+                      exp2: torch.Tensor, mean_bits: int = 8, num_scales: int = NUM_SCALES
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coding face of :func:`scale_prior`, integer arithmetic only.
+
+    The table index is ``floor((log_scale_u + log2_gain - log2_scale_min + step/2) / step)``
+    clamped to the tables; the mean is ``round(mean_u * gain)`` with ``gain`` from the
+    integer exp2 table (:func:`fixed_point_gain`).
+
+    Args:
+      mean_u: int64 (1, C, H, W) in units of ``2**-mean_bits``.
+      log_scale_u: int64 (1, C, H, W) in units of ``2**-LOG_BITS``.
+      log2_gain: integer (C,) in units of ``2**-LOG_BITS`` (:func:`quality_log2_gain`).
+      exp2: int64 (2**LOG_BITS,) from :func:`exp2_table` (stored in the weight file).
+    Returns:
+      (mean, index): int64 (1, C, H, W) each.
+    """
+    lg = log2_gain.to(torch.int64).view(1, -1, 1, 1)
+    step = int(LOG2_SCALE_STEP * 2**LOG_BITS)
+    position = log_scale_u + lg - int(LOG2_SCALE_MIN * 2**LOG_BITS) + step // 2
+    index = torch.clamp(torch.div(position, step, rounding_mode="floor"), 0, num_scales - 1)
+    gain = fixed_point_gain(lg, exp2)           # 2**-GAIN_BITS units
+    shift = mean_bits + GAIN_BITS
+    mean = torch.div(mean_u * gain + (1 << (shift - 1)), 1 << shift, rounding_mode="floor")
+    return mean, index
 
 
 def exp2_table() -> torch.Tensor:
