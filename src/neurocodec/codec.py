@@ -160,12 +160,45 @@ class Codec:
                 q, segments, recon = self._search_quality(array, tiles, bpp, psnr)
                 if effort:
                     segments, recon = self._encode_tiles(array, tiles, q, effort=effort)
+        return self._pack(segments, q, height, width, tile), recon
+
+    def compress_with_latents(self, image: Any, quality: float | None = None) -> tuple[bytes, np.ndarray, np.ndarray]:
+        """As :meth:`compress_with_reconstruction` at a fixed quality; also returns the latents
+        the decoder dequantises, for learning in the compressed domain.
+
+        Returns:
+          (stream bytes, reconstruction uint8 (H, W, 3), latents float32 (C, Hp / s, Wp / s)):
+          the gain-scaled, dequantised latents ``y_hat`` of the image padded (edge replication)
+          to ``Hp x Wp``, multiples of ``model.pad_multiple``, with ``s = pad_multiple // 4``
+          (the shipped block model: C = 192, s = 8, padding to multiples of 32). Their scale
+          depends on the quality, so compare latents of one quality.
+        Raises:
+          ImageError: a side above ``UNTILED_MAX_SIDE`` (such images are coded in tiles, which
+            have no single latent array), or an unsupported image.
+        """
+        import torch
+
+        array = to_array(image)
+        height, width = array.shape[:2]
+        if max(height, width) > UNTILED_MAX_SIDE:
+            raise ImageError(f"latents are available for images of at most {UNTILED_MAX_SIDE} pixels a side "
+                             f"(larger ones are coded in tiles), got {width}x{height}")
+        q = _as_stored_quality(check_quality(self.quality if quality is None else quality))
+        kept: list = []
+        with torch.inference_mode():
+            segments, recon = self._encode_tiles(array, tile_grid(height, width, 0, 0), q, keep_latents=kept)
+        latents = kept[0][0].to(torch.float32).contiguous().numpy()
+        return self._pack(segments, q, height, width, 0), recon, latents
+
+    def _pack(self, segments: list[bytes], q: float, height: int, width: int, tile: int) -> bytes:
         header = Header(model_id=self.info.name, weight_hash=self.info.weight_hash, coder=_coder_name(self.coder),
                         quality=q, height=height, width=width, channels=3, tile_height=tile, tile_width=tile)
-        return pack(header, segments), recon
+        return pack(header, segments)
 
-    def _encode_tiles(self, array: np.ndarray, tiles, q: float, latents: list | None = None, effort: int = 0):
-        """Encode every tile at quality q (streaming when no cached latents are given)."""
+    def _encode_tiles(self, array: np.ndarray, tiles, q: float, latents: list | None = None, effort: int = 0,
+                      keep_latents: list | None = None):
+        """Encode every tile at quality q (streaming when no cached latents are given);
+        ``keep_latents`` receives each tile's dequantised latents."""
         import torch
 
         segments: list[bytes] = []
@@ -180,6 +213,8 @@ class Codec:
                 y = self.model.analysis(self._to_tensor(array[top:top + h, left:left + w])[0])
             tile_segments, y_hat = self.model.code_latents(y, q, self.coder)
             segments += tile_segments
+            if keep_latents is not None:
+                keep_latents.append(y_hat)
             recon[top:top + h, left:left + w] = _to_uint8(self.model.reconstruct(y_hat, q), h, w)
         return segments, recon
 
