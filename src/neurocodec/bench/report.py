@@ -146,3 +146,32 @@ def plot_rd(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, format="png")
     return path
+
+
+DOC_HEADER = ("# Benchmarks\n\nEvery section below is written by the script it names (between its "
+              "`BEGIN`/`END` markers); do not edit them by hand: rerun the script.\n")
+
+
+def update_section(md_path: str | Path, key: str, body: str, header: str = DOC_HEADER) -> None:
+    """Write ``body`` as the section ``key`` of a Markdown file, keeping every other section.
+
+    A section is the text between ``<!-- BEGIN key -->`` and ``<!-- END key -->``; if the file
+    has no such section it is appended (the file is created with ``header`` if missing). This
+    lets several benchmark scripts own one part each of ``docs/benchmarks.md``. The file is
+    replaced atomically.
+    """
+    import os
+
+    path = Path(md_path)
+    begin, end = f"<!-- BEGIN {key} -->", f"<!-- END {key} -->"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    text = path.read_text() if path.exists() else header
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
