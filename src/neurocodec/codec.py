@@ -280,7 +280,7 @@ class Codec:
             quality = check_quality(header.quality)
         except ValueError:
             raise FormatError(f"stream has quality {header.quality}, outside [1, 8]") from None
-        per_tile = 2
+        per_tile = self.model.segments_per_tile
         _check_tiling(header, len(segments), per_tile, self.model.pad_multiple)
         tiles = tile_grid(header.height, header.width, header.tile_height, header.tile_width)
         out = np.empty((header.height, header.width, 3), dtype=np.uint8)

@@ -298,6 +298,7 @@ class MeanScaleHyperprior(nn.Module):
         )
         self.hyper_synthesis = FixedPointHyperSynthesis(hyper_channels, hidden, latent_channels)
         self.z_density = FactorizedDensity(hyper_channels)
+        self.num_segments = 2  # z, y (context models code y in several passes)
         # Coding state, filled by update_tables() or by loading a weight file.
         self.y_tables = None
         self.z_tables = None

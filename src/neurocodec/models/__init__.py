@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from .base import LAMBDAS, VariableRateCodec, check_quality, lambda_for_quality
+from .context import BlockContext
 from .hyperprior import BlockHyperprior, ConvHyperprior
 
 ARCHITECTURES: dict[str, type[VariableRateCodec]] = {
     BlockHyperprior.architecture: BlockHyperprior,
+    BlockContext.architecture: BlockContext,
     ConvHyperprior.architecture: ConvHyperprior,
 }
 

@@ -77,6 +77,12 @@ class VariableRateCodec(nn.Module):
         self.log_gain = nn.Parameter(-torch.log(initial_steps))
         self.log_inverse_gain = nn.Parameter(torch.log(initial_steps).clone())
 
+    @property
+    def segments_per_tile(self) -> int:
+        """Container segments one tile's stream consists of (2 for the plain hyperprior:
+        z and y; more for context models, one per coding pass)."""
+        return self.entropy_model.num_segments
+
     def make_entropy_model(self, hyper_channels: int = 64, hidden: int = 128) -> None:
         self.entropy_model = MeanScaleHyperprior(self.latent_channels, hyper_channels, hidden)
 

@@ -88,7 +88,7 @@ def load_weights(path: str | Path):
     meta = read_metadata(path)
     model = build_model(meta["architecture"], **meta["config"])
     tensors = load_file(str(path))
-    load_state_into(model, tensors)
+    load_state_into(model, tensors, allow_missing=())
     entropy = model.entropy_model
     entropy.prior_params = {k[len(PRIOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}
     for which, prefix in TABLE_PREFIXES.items():
@@ -97,15 +97,25 @@ def load_weights(path: str | Path):
     return model.eval()
 
 
-def load_state_into(model, source) -> None:
-    """Copy float parameters from a weight file (path) or tensor dict into ``model``."""
+def load_state_into(model, source, allow_missing: tuple[str, ...] | None = None) -> None:
+    """Copy float parameters from a weight file (path) or tensor dict into ``model``.
+
+    Every parameter of ``model`` must be in ``source``, except those whose name starts with
+    one of ``allow_missing`` (default: the model's ``warm_start_fresh`` prefixes, the parts an
+    architecture adds to the one it extends, e.g. ``block-context``'s context networks,
+    which then keep their initialisation: this is what warm-starting from a parent
+    architecture's weights, ``TrainConfig.init_from``, needs). :func:`load_weights` passes
+    ``()``: a model's own weight file must be complete.
+    """
     if not isinstance(source, dict):
         from safetensors.torch import load_file
 
         source = load_file(str(source))
+    if allow_missing is None:
+        allow_missing = tuple(getattr(model, "warm_start_fresh", ()))
     own = model.state_dict()
     state = {k: v.to(own[k].dtype) for k, v in source.items() if k in own}
-    missing = sorted(set(own) - set(state))
+    missing = sorted(k for k in set(own) - set(state) if not k.startswith(allow_missing))
     if missing:
         raise ValueError(f"weight file lacks parameters: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=False)
