@@ -213,7 +213,7 @@ def use_float_prior(model, mode: str = "fake-quant") -> None:
 
     Works with both prior interfaces: ``_prior(z)`` with ``hyper_synthesis(z_hat)``, and
     the quality-aware ``_prior(z, quality)`` with ``hyper_synthesis(z_hat, log2_gain)``.
-    The ``"plain"`` mode patches module globals: use it in a dedicated process.
+    ``"plain"`` is ``hyper_synthesis.fake_quant = False``.
     """
     import inspect
 
@@ -222,14 +222,9 @@ def use_float_prior(model, mode: str = "fake-quant") -> None:
     entropy = model.entropy_model
     hs = entropy.hyper_synthesis
     takes_gain = len(inspect.signature(hs.forward).parameters) > 1
-    if mode == "plain":
-        import neurocodec.entropy.hyperprior as hyperprior
-
-        hyperprior.fake_requantise = lambda x, bits, low, high: torch.clamp(x, low, high)
-        for layer in hs.layers:
-            layer.forward = lambda x, _layer=layer: _layer._conv(x, _layer.weight, _layer.bias)
-    elif mode != "fake-quant":
+    if mode not in ("plain", "fake-quant"):
         raise ValueError(f"unknown float prior mode {mode!r}")
+    hs.fake_quant = mode == "fake-quant"
 
     def float_prior(z_symbols: np.ndarray, quality: float | None = None):
         z = torch.from_numpy(np.asarray(z_symbols)).to(torch.float32)
@@ -281,6 +276,7 @@ def add_transform_noise(model, relative: float, seed: int, encoder: bool = True)
 def use_exact_prior(model) -> None:
     """Undo :func:`use_float_prior`."""
     model.entropy_model.__dict__.pop("_prior", None)
+    model.entropy_model.hyper_synthesis.fake_quant = True
 
 
 def _select_weights(weights_dir: str | None) -> None:
