@@ -23,6 +23,8 @@ Variants:
   ``plain`` is the same network as a float hyperprior (CompressAI, tensorflow-compression)
   runs it: float weights, no grids. Counts the files that decode wrongly (symbols differ
   or decoding fails).
+* ``--float64``: the float transforms (analysis, synthesis and the rest) run in float64 in
+  both processes: what pixel-exact decoding across these settings would cost.
 * ``--noise 1e-4``: relative Gaussian noise of that size is multiplied into the outputs of
   the float transforms (analysis, hyper-analysis and synthesis in A; synthesis in B; the
   two processes draw different noise). Decoding must still give the encoder's symbols.
@@ -273,6 +275,16 @@ def add_transform_noise(model, relative: float, seed: int, encoder: bool = True)
     return undo
 
 
+def use_float64_transforms(model) -> None:
+    """Run ``model``'s float parameters (transforms, gains) in float64; images still enter as
+    float32 and reconstructions are rounded to 8 bits as usual. The prior stays exact."""
+    import torch
+
+    model.double()
+    analysis = model.analysis
+    model.analysis = lambda x: analysis(x.to(torch.float64))
+
+
 def use_exact_prior(model) -> None:
     """Undo :func:`use_float_prior`."""
     model.entropy_model.__dict__.pop("_prior", None)
@@ -313,6 +325,8 @@ def _worker(args) -> None:
     codec = Codec(args.model)
     if args.float_prior:
         use_float_prior(codec.model, args.float_prior)
+    if args.float64:
+        use_float64_transforms(codec.model)
     if args.noise:
         add_transform_noise(codec.model, args.noise, seed=1 if args.role == "encode" else 2,
                             encoder=args.role == "encode")
@@ -475,6 +489,8 @@ def _variant(args) -> str:
     parts = [f"float-prior-{args.float_prior}" if args.float_prior else "fixed-prior"]
     if args.crop:
         parts.append(f"crop{args.crop[0]}x{args.crop[1]}")
+    if args.float64:
+        parts.append("float64")
     if args.noise:
         parts.append(f"noise{args.noise:g}")
     return "_".join(parts)
@@ -510,6 +526,8 @@ def _spawn(args, work: Path, role: str, settings: dict) -> float:
         cmd += ["--weights-dir", args.weights_dir]
     if args.float_prior:
         cmd += ["--float-prior", args.float_prior]
+    if args.float64:
+        cmd.append("--float64")
     if args.noise:
         cmd += ["--noise", repr(args.noise)]
     if args.verbose:
@@ -570,6 +588,7 @@ def parse_args(argv=None):
     p.add_argument("--float-prior", nargs="?", const="fake-quant", choices=["fake-quant", "plain"], default=None,
                    help="control: a float32 hyper-synthesis in both processes: its fake-quantised training face "
                         "(default) or 'plain' float weights and activations")
+    p.add_argument("--float64", action="store_true", help="run the float transforms in float64 (both processes)")
     p.add_argument("--noise", type=float, default=0.0, help="relative noise on the float transforms' outputs")
     p.add_argument("--workdir", default=None, help="keep results here; a rerun resumes")
     p.add_argument("--keep", action="store_true", help="keep the temporary work directory")
