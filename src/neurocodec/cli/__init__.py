@@ -1,6 +1,6 @@
 """The ``neurocodec`` command line.
 
-``neurocodec encode|decode|info|models|roundtrip|train|bench``; see ``neurocodec --help``
+``neurocodec encode|decode|encode-dir|decode-dir|info|models|roundtrip|train|bench``; see ``neurocodec --help``
 and docs/cli.md. :func:`main` takes an argument list and returns the exit status, so the
 CLI can be driven in-process (tests do).
 
@@ -78,6 +78,24 @@ def _add_model_quality(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quality", type=_quality, metavar="Q",
                         help=f"rate-quality trade-off, a number in [1, 8]: 1 = smallest files, 8 = best "
                              f"quality; fractions are allowed (default: {DEFAULT_QUALITY})")
+
+
+def _add_collection_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by encode-dir and decode-dir (see neurocodec.collection)."""
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="where the files are processed: 'local', a pool of processes on this machine "
+                             "(default), or 'ray', a Ray cluster (pip install 'neurocodec[ray]')")
+    parser.add_argument("--workers", type=_int, metavar="N",
+                        help="worker processes (default: one per CPU core of this machine, or of the Ray "
+                             "cluster divided by --threads)")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="Ray cluster to join, e.g. 'auto' on a cluster node or 'ray://HEAD:10001' "
+                             "(default: start a local Ray; --engine ray only)")
+    parser.add_argument("--threads", type=_int, default=1, metavar="N", help="torch threads per worker (default: 1)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="also redo the files an earlier run recorded as failed (default: keep them as failed)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_debug(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,6 +189,67 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image format to write (default: png, or the suffix of -o for one file)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _add_debug(p)
+
+    # -- encode-dir -------------------------------------------------------------------
+    p = sub.add_parser(
+        "encode-dir", help="compress a collection of images in parallel (local processes or Ray); resumable",
+        formatter_class=_Formatter,
+        description=_doc("""
+            Compress every image below SRC into DST, one .ncdc file per image with the tree
+            mirrored (SRC/a/b.png -> DST/a/b.ncdc), in parallel on a pool of local processes
+            or on a Ray cluster, and keep DST/manifest.jsonl: one JSON line per image with
+            its path, bytes, bpp, PSNR, model, quality, status and error.
+
+            SRC is a folder (searched recursively) or a list file: .txt/.lst with one path
+            per line (relative to the list's folder), or .jsonl with a "path" per line.
+
+            Running the same command again skips what the manifest records as done (also
+            after a crash or Ctrl-C: each image is recorded as soon as it is written), and
+            redoes images whose source changed. A file that fails (not an image,
+            transparent, damaged...) is recorded as failed and the others go on; failed
+            files are not retried unless --retry-failed is given. The exit status is 1 if
+            the manifest lists failed files. DST belongs to the job: an output there that
+            the manifest does not record as done is replaced.
+
+            --latents writes the decoder's dequantised latents instead of .ncdc files, as
+            float32 arrays (C, H/8, W/8 for the shipped model) concatenated in .npy shards
+            under DST/latents/, located by the manifest's shard/offset/shape fields, for
+            learning in the compressed domain (neurocodec.collection.LatentShards reads
+            them as a dataset). See docs/scale-out.md."""),
+        epilog=_doc("""
+            examples:
+              neurocodec encode-dir photos/ compressed/ -q 6               # local, all cores
+              neurocodec encode-dir photos/ compressed/ --workers 2
+              neurocodec encode-dir list.txt compressed/ --engine ray      # a local Ray
+              neurocodec encode-dir /shared/photos /shared/out --engine ray --address auto   # on a cluster
+              neurocodec encode-dir photos/ latents/ --latents --shard-mb 512"""))
+    p.add_argument("src", metavar="SRC", help="folder of images, or a list file (.txt, .lst, .jsonl)")
+    p.add_argument("dst", metavar="DST", help="destination folder (created): .ncdc files and manifest.jsonl")
+    _add_model_quality(p)
+    p.add_argument("--latents", action="store_true",
+                   help="write sharded latent arrays (DST/latents/*.npy) instead of .ncdc files")
+    p.add_argument("--shard-mb", type=float, metavar="MB",
+                   help="with --latents: size of a latent shard in MB (default: 256)")
+    _add_collection_options(p)
+
+    # -- decode-dir -------------------------------------------------------------------
+    p = sub.add_parser(
+        "decode-dir", help="decompress a collection of .ncdc files in parallel; resumable",
+        formatter_class=_Formatter,
+        description=_doc("""
+            Decompress every .ncdc file below SRC (e.g. an encode-dir destination) into
+            images under DST, the tree mirrored (SRC/a/b.ncdc -> DST/a/b.png), with
+            DST/manifest.jsonl. The model of each file is read from its header. Engines,
+            resuming, failures and exit status are those of 'neurocodec encode-dir'."""),
+        epilog=_doc("""
+            examples:
+              neurocodec decode-dir compressed/ restored/
+              neurocodec decode-dir compressed/ restored/ --format tiff --engine ray"""))
+    p.add_argument("src", metavar="SRC", help="folder of .ncdc files, or a list file (.txt, .lst, .jsonl)")
+    p.add_argument("dst", metavar="DST", help="destination folder (created): images and manifest.jsonl")
+    p.add_argument("-f", "--format", choices=["png", "bmp", "tiff", "ppm"], default="png",
+                   help="image format to write (default: png)")
+    _add_collection_options(p)
 
     # -- info -----------------------------------------------------------------------
     p = sub.add_parser(
@@ -305,6 +384,8 @@ _COMMANDS = {
     "roundtrip": "cmd_roundtrip",
     "train": "cmd_train",
     "bench": "cmd_bench",
+    "encode-dir": "cmd_encode_dir",
+    "decode-dir": "cmd_decode_dir",
 }
 
 

@@ -234,6 +234,70 @@ def cmd_decode(args) -> int:
 
 
 # --------------------------------------------------------------------------- #
+# encode-dir / decode-dir (neurocodec.collection)
+# --------------------------------------------------------------------------- #
+
+#: Failed files listed on stderr at the end of encode-dir / decode-dir (all are in the manifest).
+SHOWN_FAILURES = 10
+
+
+def _collection_options(args) -> dict:
+    for option in ("workers", "threads"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise UsageError(f"--{option} must be at least 1, got {value}")
+    if args.address and args.engine != "ray":
+        raise UsageError("--address is for --engine ray")
+    return {"engine": args.engine, "workers": args.workers, "address": args.address, "threads": args.threads,
+            "retry_failed": args.retry_failed, "progress": not args.quiet and _is_terminal(sys.stderr)}
+
+
+def _collection_report(summary, verb: str) -> int:
+    """Print failures (one line each, on stderr) and the summary; exit 1 if any file failed."""
+    for _, message in summary.failures[:SHOWN_FAILURES]:
+        error(message)
+    if len(summary.failures) > SHOWN_FAILURES:
+        error(f"... and {len(summary.failures) - SHOWN_FAILURES} more failed files (see {summary.manifest})")
+    workers = f", {summary.workers} worker{'s' if summary.workers > 1 else ''}" if summary.workers else ""
+    line = (f"{verb} {summary.ok} of {summary.total} files, {summary.failed} failed, {summary.skipped} already done "
+            f"({summary.engine} engine{workers}, {summary.seconds:.1f} s)")
+    if summary.bpp is not None:
+        line += f": {summary.bpp:.4f} bpp"
+        if summary.psnr is not None:
+            line += f", {summary.psnr:.2f} dB mean PSNR"
+    print(line)
+    print(f"manifest: {summary.manifest}")
+    return EXIT_FAILURE if summary.failures else EXIT_OK
+
+
+def cmd_encode_dir(args) -> int:
+    from neurocodec.collection import encode_dir
+    from neurocodec.errors import UnknownModelError
+
+    options = _collection_options(args)
+    if args.shard_mb is not None:
+        if not args.latents:
+            raise UsageError("--shard-mb applies to --latents")
+        if not args.shard_mb > 0:
+            raise UsageError(f"--shard-mb must be positive, got {args.shard_mb}")
+        options["shard_mb"] = args.shard_mb
+    try:
+        summary = encode_dir(args.src, args.dst, model=args.model,
+                             quality=DEFAULT_QUALITY if args.quality is None else args.quality,
+                             latents=args.latents, **options)
+    except UnknownModelError as exc:
+        raise UsageError(f"--model: {exc}") from None
+    return _collection_report(summary, "latents of" if args.latents else "encoded")
+
+
+def cmd_decode_dir(args) -> int:
+    from neurocodec.collection import decode_dir
+
+    summary = decode_dir(args.src, args.dst, image_format=args.format, **_collection_options(args))
+    return _collection_report(summary, "decoded")
+
+
+# --------------------------------------------------------------------------- #
 # info
 # --------------------------------------------------------------------------- #
 

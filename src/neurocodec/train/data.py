@@ -53,14 +53,22 @@ class CropDataset:
         areas = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
         self.weights = areas / areas.sum()  # sample images in proportion to their area
 
-    def batch(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """uint8 (size, crop, crop, 3) random crops with random horizontal flips."""
-        out = np.empty((size, self.crop, self.crop, 3), dtype=np.uint8)
+    def batch(self, rng: np.random.Generator, size: int, part: slice | None = None) -> np.ndarray:
+        """uint8 (size, crop, crop, 3) random crops with random horizontal flips.
+
+        ``part`` keeps only those crops of the batch, uint8 (len(part), crop, crop, 3): the
+        random numbers of the whole batch are drawn all the same, so the stream (and what
+        the next batch is) does not depend on which part a training process keeps.
+        """
+        keep = range(size)[part] if part is not None else range(size)
+        out = np.empty((len(keep), self.crop, self.crop, 3), dtype=np.uint8)
         picks = rng.choice(len(self.images), size=size, p=self.weights)
         for i, k in enumerate(picks):
             im = self.images[k]
             top = rng.integers(0, im.shape[0] - self.crop + 1)
             left = rng.integers(0, im.shape[1] - self.crop + 1)
-            patch = im[top:top + self.crop, left:left + self.crop]
-            out[i] = patch[:, ::-1] if rng.random() < 0.5 else patch
+            flip = rng.random() < 0.5
+            if i in keep:
+                patch = im[top:top + self.crop, left:left + self.crop]
+                out[i - keep.start] = patch[:, ::-1] if flip else patch
         return out

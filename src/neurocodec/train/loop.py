@@ -4,6 +4,10 @@ A run lives in a directory: ``checkpoint.pt`` (model, optimiser, step and RNG st
 written atomically every ``checkpoint_every`` steps), ``log.jsonl`` (one line per
 ``log_every`` steps) and ``config.json``. Running the same command again resumes from
 the checkpoint and continues the log exactly where the checkpoint was taken.
+
+Under ``torchrun`` the same loop trains with DistributedDataParallel; how the batch, the
+random streams and the files are shared between processes is described in
+:mod:`neurocodec.train.distributed`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 
 from ..models import build_model, lambda_for_quality
+from . import distributed
 from .data import CropDataset
 from .losses import MS_SSIM_LAMBDAS, ms_ssim
 
@@ -80,62 +85,103 @@ def rd_loss(model, x: torch.Tensor, quality: torch.Tensor, distortion: str = "ms
     return {"loss": loss, "bpp": bpp, "mse": mse}
 
 
-def _rng_state(rng: np.random.Generator) -> dict:
-    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+def _torch_state(device: torch.device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
 
 
-def train(cfg: TrainConfig, run_dir: str | Path, progress: bool = True, stop_after: int | None = None) -> Path:
+def _restore_torch_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, progress: bool = True, stop_after: int | None = None,
+          on_step=None, device: str = "cpu") -> Path:
     """Train (or resume) a run in ``run_dir``. Returns the checkpoint path.
 
     ``stop_after`` ends this invocation after that many steps (the run can be resumed).
+    ``on_step(step, model)``, if given, is called on every process after each optimiser
+    step with the unwrapped model (for checks and custom evaluation).
+    ``device``: ``"cpu"`` or ``"cuda"``. Started by torchrun with several processes, this
+    trains with DistributedDataParallel (gloo on CPU, nccl on GPU); ``cfg.batch`` is then
+    the global batch, split evenly over the processes (see :mod:`neurocodec.train.distributed`).
     """
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.threads)
+    ctx = distributed.setup(device)
+    try:
+        return _train(cfg, Path(run_dir), progress, stop_after, on_step, ctx)
+    finally:
+        ctx.close()
+
+
+def _train(cfg: TrainConfig, run: Path, progress: bool, stop_after: int | None, on_step,
+           ctx: distributed.Context) -> Path:
+    main = ctx.is_main
     ckpt_path = run / "checkpoint.pt"
     log_path = run / "log.jsonl"
-    (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=list))
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=list))
+    torch.set_num_threads(cfg.threads)
+    part = ctx.part(cfg.batch)
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.architecture, **cfg.model_config)
+    model = build_model(cfg.architecture, **cfg.model_config).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     step = 0
     elapsed = 0.0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    # rank 0 reads the checkpoint and sends it to the others (only it needs the run folder)
+    state = ctx.broadcast(torch.load(ckpt_path, map_location="cpu", weights_only=False)
+                          if main and ckpt_path.exists() else None)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
         elapsed = state.get("elapsed", 0.0)
         rng.bit_generator.state = state["rng"]["numpy"]
-        torch.set_rng_state(state["rng"]["torch"])
-        _truncate_log(log_path, step)
-    elif cfg.init_from:
-        from ..zoo.weights import load_state_into
+        saved = state["rng"].get("torch_ranks") or [{"cpu": state["rng"]["torch"]}]
+        if len(saved) == ctx.world_size:
+            _restore_torch_state(saved[ctx.rank], ctx.device)
+        else:  # another number of processes: fresh, distinct noise streams (documented)
+            torch.manual_seed(distributed.derived_seed(cfg.seed, step, ctx.rank))
+        if main:
+            _truncate_log(log_path, step)
+    else:
+        if cfg.init_from and main:  # DDP gives the other processes rank 0's weights
+            from ..zoo.weights import load_state_into
 
-        load_state_into(model, cfg.init_from)
+            load_state_into(model, cfg.init_from)
+        if ctx.distributed:  # each process its own quantisation noise
+            torch.manual_seed(distributed.derived_seed(cfg.seed, 0, ctx.rank))
 
     data = CropDataset(cfg.data, cfg.crop, tuple(cfg.scales))
     start_step = step
     model.train()
+    net = model
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     bar = None
-    if progress:
+    if progress and main:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
     window: list[tuple[float, float, float]] = []
     tic = time.perf_counter()
     while step < end:
-        batch = torch.from_numpy(data.batch(rng, cfg.batch)).permute(0, 3, 1, 2).float() / 255.0
-        quality = torch.from_numpy(rng.uniform(cfg.min_quality, cfg.max_quality, cfg.batch)).float()
+        # every process draws the whole global batch (same stream) and keeps its part
+        crops = data.batch(rng, cfg.batch, part)
+        batch = torch.from_numpy(crops).permute(0, 3, 1, 2).float().to(ctx.device) / 255.0
+        quality = torch.from_numpy(rng.uniform(cfg.min_quality, cfg.max_quality, cfg.batch)[part]).float()
+        quality = quality.to(ctx.device)
         lr = learning_rate(cfg, step)
         if step in (start_step, cfg.entropy_warmup):
             _freeze_transforms(model, step < cfg.entropy_warmup)
+            net = ctx.wrap(model)  # DDP registers the trainable parameters when it is built
         for group in optimizer.param_groups:
             group["lr"] = lr
-        result = rd_loss(model, batch, quality, cfg.distortion)
+        result = rd_loss(net, batch, quality, cfg.distortion)
         optimizer.zero_grad(set_to_none=True)
         result["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -143,24 +189,33 @@ def train(cfg: TrainConfig, run_dir: str | Path, progress: bool = True, stop_aft
         step += 1
         window.append((result["loss"].item(), result["bpp"].mean().item(),
                        float(10 * torch.log10(1.0 / result["mse"].detach().clamp_min(1e-10)).mean())))
+        if on_step is not None:
+            on_step(step, model)
         if bar is not None:
             bar.update(1)
         if step % cfg.log_every == 0 or step == end:
             now = time.perf_counter()
             elapsed += now - tic
             tic = now
-            loss, bpp, psnr = (float(np.mean(v)) for v in zip(*window))
+            # equal parts: the mean of the processes' means is the global batch's mean
+            loss, bpp, psnr = ctx.mean([float(np.mean(v)) for v in zip(*window)])
             window.clear()
-            with open(log_path, "a") as f:
-                f.write(json.dumps({"step": step, "loss": round(loss, 5), "bpp": round(bpp, 5), "psnr": round(psnr, 4),
-                                    "lr": lr, "seconds": round(elapsed, 2)}) + "\n")
+            if main:
+                row = {"step": step, "loss": round(loss, 5), "bpp": round(bpp, 5), "psnr": round(psnr, 4),
+                       "lr": lr, "seconds": round(elapsed, 2)}
+                if ctx.distributed:  # wall seconds x processes = CPU (or GPU) time
+                    row["processes"] = ctx.world_size
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
             if bar is not None:
                 bar.set_postfix(loss=f"{loss:.3f}", bpp=f"{bpp:.3f}", psnr=f"{psnr:.2f}")
         if step % cfg.checkpoint_every == 0 or step == end:
             elapsed += time.perf_counter() - tic
             tic = time.perf_counter()
-            _save_checkpoint(ckpt_path, model, optimizer, step, elapsed, rng)
-        if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+            torch_states = ctx.gather(_torch_state(ctx.device))
+            if main:
+                _save_checkpoint(ckpt_path, model, optimizer, step, elapsed, rng, torch_states)
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0 and main:
             snapshots = run / "snapshots"
             snapshots.mkdir(exist_ok=True)
             torch.save({"model": model.state_dict(), "step": step, "elapsed": elapsed}, snapshots / f"step{step:07d}.pt")
@@ -182,10 +237,15 @@ def _freeze_transforms(model, frozen: bool) -> None:
             p.requires_grad_(not frozen)
 
 
-def _save_checkpoint(path: Path, model, optimizer, step: int, elapsed: float, rng) -> None:
+def _save_checkpoint(path: Path, model, optimizer, step: int, elapsed: float, rng, torch_states: list[dict]) -> None:
+    """Write the checkpoint atomically. ``torch_states``: each process's torch generator
+    state, in rank order (one entry when training in one process)."""
+    rng_state = {"numpy": rng.bit_generator.state, "torch": torch_states[0]["cpu"]}
+    if len(torch_states) > 1 or "cuda" in torch_states[0]:
+        rng_state["torch_ranks"] = torch_states
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "elapsed": elapsed, "rng": _rng_state(rng)}, tmp)
+                "elapsed": elapsed, "rng": rng_state, "world_size": len(torch_states)}, tmp)
     os.replace(tmp, path)
 
 
