@@ -371,3 +371,27 @@ def test_relative_noise_on_transforms_keeps_symbols(model_choice, monkeypatch):
         assert np.array_equal(neurocodec.decompress(clean[0][0]), clean[0][1])
     finally:
         det.uninstall_recorder()
+
+
+def test_float_prior_control_is_the_float_network_and_can_be_undone():
+    """``use_float_prior(model, "plain")`` (the control of must-show 2) runs the hyper-synthesis
+    without grids (``fake_quant = False``); ``use_exact_prior`` restores the exact path."""
+    from neurocodec.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("block-hyperprior", refine_blocks=0, pixel_hidden=0, hyper_channels=8, hyper_hidden=16).eval()
+    model.entropy_model.update_tables(model.log_gain.detach())
+    hs = model.entropy_model.hyper_synthesis
+    z = np.random.default_rng(0).integers(-3, 4, (1, 8, 2, 2)).astype(np.int32)
+    exact_mean, exact_index = model.entropy_model._prior(z, 4.0)
+    det.use_float_prior(model, "plain")
+    assert not hs.fake_quant
+    mean, index = model.entropy_model._prior(z, 4.0)
+    with torch.no_grad():
+        expected_mean, expected_index = hs(torch.from_numpy(z).float(), model.log2_gains(torch.tensor([4.0])))
+    assert torch.equal(mean, torch.round(expected_mean.double()).to(torch.int64))
+    np.testing.assert_array_equal(index, expected_index.to(torch.int64).numpy())
+    det.use_exact_prior(model)
+    assert hs.fake_quant
+    mean, index = model.entropy_model._prior(z, 4.0)
+    assert torch.equal(mean, exact_mean) and np.array_equal(index, exact_index)
