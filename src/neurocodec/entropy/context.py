@@ -260,6 +260,25 @@ class ContextHyperprior(MeanScaleHyperprior):
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_bits = self.z_density.bits(z_noisy)
         z_hat = torch.clamp(round_ste(z), -Z_LIMIT, Z_LIMIT)
+        mean, index = self.prior(y, z_hat, log2_gain)
+        scale = torch.exp2(LOG2_SCALE_MIN + index * LOG2_SCALE_STEP)
+        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        y_bits = gaussian_bits(y_noisy - mean, scale)
+        y_hat = mean + round_ste(y - mean)
+        return {"y_hat": y_hat, "y_bits": y_bits, "z_bits": z_bits}
+
+    def prior(self, y: torch.Tensor, z_hat: torch.Tensor, log2_gain: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training face of the whole prior (hyper-synthesis + context), all slices at once.
+
+        Args:
+          y: float32 (B, C, H, W) scaled latents (the context sees ``round(y)``).
+          z_hat: float32 (B, Cz, H/4, W/4), rounded hyper-latents.
+          log2_gain: float32 (B, C, 1, 1).
+        Returns:
+          (mean, index): float32 (B, C, H, W), integers (straight-through): what
+          :meth:`quantise` computes exactly, up to the gain's fixed-point rounding.
+        """
         mean_h, log_scale_h = (self._permute(t) for t in self.hyper_synthesis.unscaled(z_hat))
         lg = self._permute(log2_gain.expand(-1, -1, 1, 1))
         requantise = fake_requantise if self.fake_quant else float_requantise
@@ -279,13 +298,7 @@ class ContextHyperprior(MeanScaleHyperprior):
             mean, index = scale_prior(mean_u, log_scale_u, lg[:, start:end], NUM_SCALES)
             means.append(mean)
             indexes.append(index)
-        mean = self._unpermute(torch.cat(means, 1))
-        index = self._unpermute(torch.cat(indexes, 1))
-        scale = torch.exp2(LOG2_SCALE_MIN + index * LOG2_SCALE_STEP)
-        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        y_bits = gaussian_bits(y_noisy - mean, scale)
-        y_hat = mean + round_ste(y - mean)
-        return {"y_hat": y_hat, "y_bits": y_bits, "z_bits": z_bits}
+        return self._unpermute(torch.cat(means, 1)), self._unpermute(torch.cat(indexes, 1))
 
     # -- coding face ---------------------------------------------------------------
     @torch.no_grad()
