@@ -48,7 +48,9 @@ def merge_fuzz(chunks: list[dict]) -> dict:
                 max_pixels=first["max_pixels"], kinds=dict(kinds.most_common()), reasons=dict(reasons.most_common(8)),
                 crashes=sum(c["crashes"] for c in chunks), n_slow=sum(c["n_slow"] for c in chunks),
                 slow_cases=[s for c in chunks for s in c["slow_cases"]],
-                max_seconds=max(c["max_seconds"] for c in chunks), median_ms=max(c["median_ms"] for c in chunks),
+                max_seconds=max(c["max_seconds"] for c in chunks),
+                max_cpu_seconds=max((c["max_cpu_seconds"] for c in chunks if "max_cpu_seconds" in c), default=None),
+                median_ms=max(c["median_ms"] for c in chunks),
                 p99_ms=max(c["p99_ms"] for c in chunks), rss_peak_mb=max(c["rss_peak_mb"] for c in chunks),
                 rss_baseline_mb=min(c["rss_baseline_mb"] for c in chunks),
                 total_seconds=sum(c["total_seconds"] for c in chunks))
