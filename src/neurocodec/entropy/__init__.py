@@ -4,8 +4,9 @@ from .factorized import FactorizedDensity
 from .fixedpoint import FixedPointConv, round_ste
 from .gaussian import gaussian_bits, gaussian_pmfs, scale_table
 from .hyperprior import FixedPointHyperSynthesis, HyperSymbols, MeanScaleHyperprior
+from .context import ContextHyperprior
 
 __all__ = [
     "FactorizedDensity", "FixedPointConv", "round_ste", "gaussian_bits", "gaussian_pmfs",
-    "scale_table", "FixedPointHyperSynthesis", "HyperSymbols", "MeanScaleHyperprior",
+    "scale_table", "FixedPointHyperSynthesis", "HyperSymbols", "MeanScaleHyperprior", "ContextHyperprior",
 ]
