@@ -316,12 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
             If RUN_DIR already has a checkpoint, training resumes from it with the saved
             configuration; options given on the command line replace saved values (e.g. a
             larger --steps extends a finished run). Ctrl-C stops; the same command resumes
-            from the last checkpoint."""),
+            from the last checkpoint.
+
+            --nproc N trains in N processes (torchrun, DistributedDataParallel); the same
+            loop also runs under 'torchrun --nproc_per_node N -m neurocodec.train DATA_DIR
+            RUN_DIR ...', on one machine or several. Rank 0 writes the run folder."""),
         epilog=_doc("""
             examples:
               neurocodec train data/train runs/exp1 --steps 20000 --threads 2
               neurocodec train data/train runs/exp1 --steps 20000 \\
-                  --export my-model.safetensors --name my-model"""))
+                  --export my-model.safetensors --name my-model
+              neurocodec train data/train runs/exp1 --nproc 4 --batch 16   # 4 processes x 4 crops"""))
     p.add_argument("data_dir", metavar="DATA_DIR", help="folder of training images")
     p.add_argument("run_dir", metavar="RUN_DIR", help="folder for the checkpoint and logs (created if missing)")
     d = TRAIN_DEFAULTS
@@ -345,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after training, write the model as a weight file (needs --name)")
     p.add_argument("--name", metavar="NAME", help="model name recorded in the exported file")
     p.add_argument("--description", metavar="TEXT", help="model description recorded in the exported file")
+    p.add_argument("--nproc", type=_int, metavar="N",
+                   help="train in N processes on this machine with DistributedDataParallel (started with "
+                        "torchrun; --batch is then the global batch, split evenly). A run can resume with another "
+                        "N. For several machines run torchrun yourself (docs/scale-out.md). Default: 1")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cpu (processes talk over gloo) or cuda (one GPU per process, nccl) (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_debug(p)
 

@@ -578,19 +578,42 @@ def cmd_train(args) -> int:
         raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
 
     from neurocodec.train import train
+    from neurocodec.train.distributed import env_rank, env_world_size, launch
 
     cfg = train_config(args)
     run = Path(args.run_dir)
+    if args.nproc is not None and args.nproc < 1:
+        raise UsageError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.nproc is not None and args.nproc > 1:
+        if env_world_size() > 1:
+            raise UsageError("--nproc inside torchrun: give the process count to torchrun only")
+        if cfg.batch % args.nproc:
+            raise UsageError(f"--batch {cfg.batch} does not split evenly over --nproc {args.nproc} processes; "
+                             "use a batch that is a multiple of the process count")
+        try:
+            status = launch(args.nproc, _train_argv(args))
+        except KeyboardInterrupt:
+            raise CLIError(f"interrupted; run the same command again to resume {run} from its last checkpoint",
+                           code=130) from None
+        if status:
+            raise CLIError(f"training stopped: a process failed (its error is above); {run} resumes from its "
+                           "last checkpoint")
+        return EXIT_OK
+    main = env_rank() == 0  # under torchrun only rank 0 reports (and exports)
     resuming = (run / "checkpoint.pt").exists()
-    print(f"{'resuming' if resuming else 'starting'} run {run}: {cfg.architecture}, {cfg.steps:,} steps, "
-          f"batch {cfg.batch}, crop {cfg.crop}, {cfg.threads} thread(s)", flush=True)
+    processes = f", {env_world_size()} processes" if env_world_size() > 1 else ""
+    if main:
+        print(f"{'resuming' if resuming else 'starting'} run {run}: {cfg.architecture}, {cfg.steps:,} steps, "
+              f"batch {cfg.batch}, crop {cfg.crop}, {cfg.threads} thread(s){processes}", flush=True)
     try:
-        checkpoint = train(cfg, run, progress=not args.quiet)
+        checkpoint = train(cfg, run, progress=not args.quiet, device=args.device)
     except KeyboardInterrupt:
         raise CLIError(f"interrupted; run the same command again to resume {run} from its last checkpoint",
                        code=130) from None
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(one_line(exc)) from None
+    if not main:
+        return EXIT_OK
     print(f"checkpoint: {checkpoint}")
     if args.export:
         from neurocodec.train.export import export_run
@@ -599,6 +622,19 @@ def cmd_train(args) -> int:
         weight_hash = export_run(run, out, args.name, args.description or "")
         print(f"exported {args.name} to {out} (weights {weight_hash.hex()})")
     return EXIT_OK
+
+
+def _train_argv(args) -> list[str]:
+    """The 'neurocodec train' arguments each torchrun process gets: those given, less --nproc."""
+    argv = [str(args.data_dir), str(args.run_dir)]
+    for dest in [*TRAIN_OPTIONS, "export", "name", "description", "device"]:
+        value = getattr(args, dest)
+        if value is not None:
+            argv += ["--" + dest.replace("_", "-"), str(value)]
+    for flag in ("quiet", "debug"):
+        if getattr(args, flag, False):
+            argv.append("--" + flag)
+    return argv
 
 
 def cmd_bench(args) -> int:

@@ -38,13 +38,15 @@ def usable_cpus() -> int:
 def run(engine: str, spec: Spec, tasks: Iterable[Task], workers: int | None, address: str | None = None
         ) -> Iterator[tuple[dict, object]]:
     """Run ``tasks`` on ``engine`` with ``workers`` processes (None: one per CPU of the
-    machine or of the Ray cluster). ``address`` is the Ray cluster to join (Ray only)."""
+    machine or of the Ray cluster; never more than there are tasks). ``address`` is the
+    Ray cluster to join (Ray only)."""
+    tasks = list(tasks)
     if engine == "local":
         if address:
             raise CollectionError("--address is for the Ray engine; the local engine runs on this machine")
-        return run_local(spec, tasks, workers or usable_cpus())
+        return run_local(spec, tasks, min(workers or usable_cpus(), len(tasks)))
     if engine == "ray":
-        return run_ray(spec, tasks, workers, address)
+        return run_ray(spec, tasks, None if workers is None else min(workers, len(tasks)), address)
     raise CollectionError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
@@ -144,12 +146,12 @@ def run_ray(spec: Spec, tasks: Iterable[Task], workers: int | None, address: str
                                          ) from None
         started = True
     actors: list = []
+    queue = deque(tasks)
     try:
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1) // spec.threads))
         remote = ray.remote(num_cpus=spec.threads, max_restarts=-1, max_task_retries=0)(Worker)
-        actors = [remote.remote(spec) for _ in range(workers)]
-        queue = deque(tasks)
+        actors = [remote.remote(spec) for _ in range(min(workers, len(queue)))]
         pending: dict = {}          # object ref -> (task, actor index)
         load = [0] * len(actors)    # files submitted to each actor and not yet returned
         while queue or pending:

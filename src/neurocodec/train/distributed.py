@@ -26,8 +26,6 @@ How a run is split (the decisions, also in docs/scale-out.md):
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,14 +159,22 @@ def derived_seed(seed: int, step: int, rank: int) -> int:
 
 
 def launch(nproc: int, argv: list[str]) -> int:
-    """Run ``python -m neurocodec.train ARGV`` in ``nproc`` processes on this machine with
-    torchrun (``--standalone``: a private rendezvous on a free local port). Returns its
-    exit status. For several machines call torchrun directly (docs/scale-out.md)."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-               "-m", "neurocodec.train", *argv]
-    process = subprocess.Popen(command)
+    """Run ``python -m neurocodec.train ARGV`` in ``nproc`` processes on this machine, as
+    ``torchrun --standalone --nproc_per_node NPROC`` would (a private rendezvous on a free
+    local port), with torchrun's agent in this process. Returns 0, or 1 if a process
+    failed (its own error message is already on stderr; torchrun's report of it is not
+    repeated). For several machines call torchrun directly (docs/scale-out.md).
+    """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    args = get_args_parser().parse_args(["--standalone", "--nproc_per_node", str(nproc),
+                                         "-m", "neurocodec.train", *argv])
     try:
-        return process.wait()
-    except KeyboardInterrupt:  # torchrun passes Ctrl-C to the workers; let them stop
-        process.wait()
-        raise
+        run(args)
+    except ChildFailedError:
+        return 1
+    except SignalException:  # Ctrl-C or SIGTERM: the agent has stopped the processes
+        raise KeyboardInterrupt from None
+    return 0
