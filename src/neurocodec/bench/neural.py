@@ -18,9 +18,11 @@ class NeuralCodec:
       threads: torch threads used while measuring.
       weights: a weight file instead of a shipped model (its streams then decode only
         through this object, since :func:`neurocodec.decompress` looks in the zoo).
+      effort: encode-time latent optimisation steps (``Codec.compress(effort=...)``).
     """
 
-    def __init__(self, model: str | None = None, threads: int | None = None, weights: str | None = None):
+    def __init__(self, model: str | None = None, threads: int | None = None, weights: str | None = None,
+                 effort: int = 0):
         import torch
 
         from ..codec import Codec
@@ -29,12 +31,13 @@ class NeuralCodec:
             torch.set_num_threads(threads)
         self.codec = Codec(model, weights=weights)
         self._shipped = weights is None
-        self.name = self.codec.name
+        self.effort = effort
+        self.name = self.codec.name + (f" effort {effort}" if effort else "")
         self._last_reconstruction: np.ndarray | None = None
         self.mismatches = 0
 
     def encode(self, img: np.ndarray, quality: float) -> bytes:
-        data, self._last_reconstruction = self.codec.compress_with_reconstruction(img, quality)
+        data, self._last_reconstruction = self.codec.compress_with_reconstruction(img, quality, effort=self.effort)
         return data
 
     def decode(self, data: bytes) -> np.ndarray:
