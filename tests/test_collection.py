@@ -238,3 +238,23 @@ def test_encode_dir_on_ray_with_a_corrupt_image(photos: Path, tmp_path: Path, ca
         assert ray.is_initialized()                    # a Ray runtime it did not start is left running
     finally:
         ray.shutdown()
+
+
+def test_latents_refuse_tiled_images():
+    import neurocodec
+    from neurocodec import ImageError
+
+    with pytest.raises(ImageError, match="at most 2048 pixels a side"):
+        neurocodec.Codec().compress_with_latents(np.zeros((8, 2049, 3), np.uint8))
+
+
+def test_collection_import_is_light(subprocess_env):
+    import subprocess
+    import sys
+
+    code = ("import sys, neurocodec.collection, neurocodec.cli\n"
+            "heavy = [m for m in ('torch', 'ray', 'torchvision', 'matplotlib') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -56,7 +56,13 @@ _LOCAL_WORKER: Worker | None = None
 
 
 def _init_local(spec: Spec) -> None:
+    import signal
+
     global _LOCAL_WORKER
+    # Ctrl-C reaches every process of the terminal's group; only the driver acts on it
+    # (it stops handing out files and lets the files in flight finish), so workers
+    # ignore it instead of each printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _LOCAL_WORKER = Worker(spec)
 
 
