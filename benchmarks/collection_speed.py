@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     workers = [int(w) for w in args.workers.split(",") if w]
     ray_init_s = None
     if "ray" in engines:
-        import ray
+        from neurocodec.collection.engines import start_ray
 
         tic = time.perf_counter()
-        ray.init(num_cpus=max(workers), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        start_ray(num_cpus=max(workers))
         ray_init_s = time.perf_counter() - tic
 
     load_before = _load()

@@ -123,6 +123,44 @@ def _died(spec: Spec, task: Task, what: str) -> dict:
 # --------------------------------------------------------------------------- Ray
 
 
+def start_ray(address: str | None = None, num_cpus: int | None = None, attempts: int = 2) -> bool:
+    """Connect to Ray: the runtime this process already has (returns False), else the
+    cluster at ``address``, else a new local runtime with ``num_cpus`` CPUs (default: the
+    usable cores); returns True when this call started or joined it (the caller shuts it
+    down). A local start is tried ``attempts`` times: Ray gives its node a fixed 30 s to
+    come up, which a heavily loaded machine can miss once.
+
+    Raises EngineUnavailableError: Ray is not installed, the cluster is unreachable, or
+    the local runtime did not start.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise EngineUnavailableError("the Ray engine needs Ray: pip install 'neurocodec[ray]'") from None
+    import logging
+
+    if ray.is_initialized():
+        return False
+    options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    if address:
+        try:
+            ray.init(address=address, **options)
+        except ConnectionError as exc:
+            raise EngineUnavailableError(f"cannot reach a Ray cluster at {address}: {' '.join(str(exc).split())}"
+                                         ) from None
+        return True
+    for attempt in range(attempts):
+        try:
+            ray.init(num_cpus=num_cpus or usable_cpus(), **options)
+            return True
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception when its node times out
+            ray.shutdown()
+            if attempt == attempts - 1:
+                raise EngineUnavailableError(f"a local Ray runtime did not start: {' '.join(str(exc).split())}"
+                                             ) from None
+    return False  # not reached
+
+
 def run_ray(spec: Spec, tasks: Iterable[Task], workers: int | None, address: str | None
             ) -> Iterator[tuple[dict, object]]:
     """Ray actors, one :class:`Worker` each, fed a bounded number of files at a time.
@@ -133,24 +171,9 @@ def run_ray(spec: Spec, tasks: Iterable[Task], workers: int | None, address: str
     themselves, so on a cluster both paths must be the same on every node (a shared file
     system); only records (and latents) travel back to the driver.
     """
-    try:
-        import ray
-    except ImportError:
-        raise EngineUnavailableError("the Ray engine needs Ray: pip install 'neurocodec[ray]'") from None
-    import logging
+    started = start_ray(address, workers)
+    import ray
 
-    started = False
-    if not ray.is_initialized():
-        options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-        try:
-            if address:
-                ray.init(address=address, **options)
-            else:
-                ray.init(num_cpus=workers or usable_cpus(), **options)
-        except ConnectionError as exc:
-            raise EngineUnavailableError(f"cannot reach a Ray cluster at {address}: {' '.join(str(exc).split())}"
-                                         ) from None
-        started = True
     actors: list = []
     queue = deque(tasks)
     try:
