@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .engines import ENGINES, EngineUnavailableError, run, usable_cpus
-from .manifest import FAILED, MANIFEST_NAME, OK, CollectionError, Manifest
+from .manifest import FAILED, OK, CollectionError, Manifest
 from .worker import DECODE, ENCODE, LATENTS, Spec, Task
 
 #: Suffixes of the list files accepted as a source instead of a folder.
@@ -242,15 +242,16 @@ def _tasks(spec: Spec, src, suffixes, what: str, out_suffix: str | None) -> list
 
     sources = _sources(Path(src), suffixes, what)
     dst = Path(spec.dst)
-    try:
-        pairs = plan_outputs(sources, [str(src)], str(dst) + os.sep, out_suffix or ".npy")
-    except CLIError as exc:
-        raise CollectionError(str(exc)) from None
+    if out_suffix is None:  # latents: no output file per source
+        pairs = [(source, None) for source in sources]
+    else:
+        try:  # also refuses two sources with one output (a.png and a.jpg -> a.ncdc)
+            pairs = plan_outputs(sources, [str(src)], str(dst) + os.sep, out_suffix)
+        except CLIError as exc:
+            raise CollectionError(str(exc)) from None
     tasks = []
     for source, dest in pairs:
-        if dest.resolve() == (dst / MANIFEST_NAME).resolve():
-            raise CollectionError(f"{source.path} would be written over the manifest; rename it")
-        output = dest.relative_to(dst).as_posix() if out_suffix else None
+        output = None if dest is None else dest.relative_to(dst).as_posix()
         tasks.append(Task(path=source.relative().as_posix(), source=str(source.path.resolve()), output=output,
                           stat=_stat(source.path)))
     return tasks
