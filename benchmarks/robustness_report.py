@@ -86,7 +86,9 @@ def render(results: Path = RESULTS) -> str:
                    f"(K = {', '.join(str(s) for s in starts)})")
         lines += ["### Decoder fuzzing (must-show 4)", "", fuzz_decoder.markdown(merged, command).rstrip("\n"), "",
                   f"{len(chunks)} chunks, {merged['total_seconds'] / 60:.0f} minutes in all; median and p99 are the "
-                  f"largest over the chunks; weights `{chunks[0].get('weight_hash', '?')}`.", ""]
+                  f"largest over the chunks; CPU time recorded in {sum('max_cpu_seconds' in c for c in chunks)} of "
+                  f"the {len(chunks)} chunks; slow cases (wall): {merged['slow_cases'] or 'none'}; weights "
+                  f"`{chunks[0].get('weight_hash', '?')}`.", ""]
     large = results / "large_image.json"
     if large.exists():
         r = json.loads(large.read_text())
