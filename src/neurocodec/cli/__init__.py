@@ -342,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"first N steps train only the entropy model (default: {d['entropy_warmup']})")
     p.add_argument("--seed", type=_int, metavar="N", help=f"random seed (default: {d['seed']})")
     p.add_argument("--distortion", choices=("mse", "ms-ssim"), help="distortion measure of the loss (default: mse)")
+    p.add_argument("--rate-proxy", choices=("noise", "round"),
+                   help="rate of the latents in the loss: 'noise' (additive uniform noise) or 'round' (bits of the "
+                        "coded symbols, straight-through; better for fine-tuning a trained model) (default: noise)")
     p.add_argument("--init-from", metavar="W.safetensors",
                    help="start from these weights (a shipped or exported model) instead of random initialisation")
     p.add_argument("--snapshot-every", type=_int, metavar="N",

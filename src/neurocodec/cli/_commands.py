@@ -522,6 +522,7 @@ TRAIN_OPTIONS = {
     "warmup": "entropy_warmup",
     "seed": "seed",
     "distortion": "distortion",
+    "rate_proxy": "rate_proxy",
     "init_from": "init_from",
     "snapshot_every": "snapshot_every",
 }

@@ -2,11 +2,11 @@
 
 from .factorized import FactorizedDensity
 from .fixedpoint import FixedPointConv, round_ste
-from .gaussian import gaussian_bits, gaussian_pmfs, scale_table
+from .gaussian import RATE_PROXIES, gaussian_bits, gaussian_pmfs, residual_bits, scale_table
 from .hyperprior import FixedPointHyperSynthesis, HyperSymbols, MeanScaleHyperprior
 from .context import ContextHyperprior
 
 __all__ = [
-    "FactorizedDensity", "FixedPointConv", "round_ste", "gaussian_bits", "gaussian_pmfs",
+    "FactorizedDensity", "FixedPointConv", "round_ste", "gaussian_bits", "gaussian_pmfs", "residual_bits", "RATE_PROXIES",
     "scale_table", "FixedPointHyperSynthesis", "HyperSymbols", "MeanScaleHyperprior", "ContextHyperprior",
 ]

@@ -45,9 +45,8 @@ from torch import nn
 
 from ..errors import FormatError
 from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact
-from .gaussian import gaussian_bits
 from .hyperprior import (
-    HYPER_INPUT_SCALE, LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS, NUM_SCALES, Z_LIMIT, GAIN_BITS, HyperSymbols,
+    HYPER_INPUT_SCALE, LOG_BITS, NUM_SCALES, Z_LIMIT, GAIN_BITS, HyperSymbols,
     MeanScaleHyperprior, fixed_point_gain, quality_log2_gain, round_ste, scale_prior, scale_prior_exact,
 )
 
@@ -254,17 +253,11 @@ class ContextHyperprior(MeanScaleHyperprior):
           log2_gain: float32 (B, C, 1, 1).
         Returns:
           dict: ``y_hat`` (B, C, H, W) (``round(y)``, straight-through), ``y_bits``
-          (B, C, H, W) and ``z_bits`` (B, Cz, H/4, W/4) under additive uniform noise.
+          (B, C, H, W) and ``z_bits`` (B, Cz, H/4, W/4) (rate as in the hyperprior).
         """
-        z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
-        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
-        z_bits = self.z_density.bits(z_noisy)
-        z_hat = torch.clamp(round_ste(z), -Z_LIMIT, Z_LIMIT)
+        z_hat, z_bits = self.hyper_rate(y)
         mean, index = self.prior(y, z_hat, log2_gain)
-        scale = torch.exp2(LOG2_SCALE_MIN + index * LOG2_SCALE_STEP)
-        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        y_bits = gaussian_bits(y_noisy - mean, scale)
-        y_hat = mean + round_ste(y - mean)
+        y_hat, y_bits = self.latent_rate(y, mean, index)
         return {"y_hat": y_hat, "y_bits": y_bits, "z_bits": z_bits}
 
     def prior(self, y: torch.Tensor, z_hat: torch.Tensor, log2_gain: torch.Tensor

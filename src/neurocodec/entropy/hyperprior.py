@@ -23,7 +23,7 @@ from torch import nn
 
 from .factorized import FactorizedDensity
 from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact, round_ste
-from .gaussian import gaussian_bits, gaussian_pmfs, scale_table
+from .gaussian import gaussian_pmfs, residual_bits, scale_table
 
 Z_LIMIT = 2**15  # hyper-latents are clamped here so fixed-point sums stay below 2**53
 # Latents are scaled for unit quantisation steps (DC coefficients reach hundreds); the
@@ -299,6 +299,9 @@ class MeanScaleHyperprior(nn.Module):
         self.hyper_synthesis = FixedPointHyperSynthesis(hyper_channels, hidden, latent_channels)
         self.z_density = FactorizedDensity(hyper_channels)
         self.num_segments = 2  # z, y (context models code y in several passes)
+        # Training-face rate of y: "noise" (additive uniform noise) or "round" (the coded
+        # symbols' bits, straight-through); set from TrainConfig.rate_proxy.
+        self.rate_proxy = "noise"
         # Coding state, filled by update_tables() or by loading a weight file.
         self.y_tables = None
         self.z_tables = None
@@ -315,19 +318,29 @@ class MeanScaleHyperprior(nn.Module):
           log2_gain: float32 (B, C, 1, 1), log2 of the gains applied to y.
         Returns:
           dict: ``y_hat`` (B, C, H, W), rounded around the mean with a straight-through
-          gradient; ``y_bits`` (B, C, H, W) and ``z_bits`` (B, Cz, H/4, W/4), the information
-          content under additive uniform noise (the usual differentiable rate proxy).
+          gradient; ``y_bits`` (B, C, H, W) and ``z_bits`` (B, Cz, H/4, W/4), the
+          differentiable rate (see :meth:`hyper_rate` and :meth:`latent_rate`).
         """
-        z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
-        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
-        z_bits = self.z_density.bits(z_noisy)
-        z_hat = torch.clamp(round_ste(z), -Z_LIMIT, Z_LIMIT)
+        z_hat, z_bits = self.hyper_rate(y)
         mean, index = self.hyper_synthesis(z_hat, log2_gain)
-        scale = torch.exp2(LOG2_SCALE_MIN + index * LOG2_SCALE_STEP)
-        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        y_bits = gaussian_bits(y_noisy - mean, scale)
-        y_hat = mean + round_ste(y - mean)
+        y_hat, y_bits = self.latent_rate(y, mean, index)
         return {"y_hat": y_hat, "y_bits": y_bits, "z_bits": z_bits}
+
+    def hyper_rate(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training face of z: scaled latents (B, C, H, W) -> (z_hat, z_bits), float32
+        (B, Cz, H/4, W/4) each; z_hat straight-through rounded, bits under additive noise."""
+        z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
+        z_bits = self.z_density.bits(z + torch.empty_like(z).uniform_(-0.5, 0.5))
+        return torch.clamp(round_ste(z), -Z_LIMIT, Z_LIMIT), z_bits
+
+    def latent_rate(self, y: torch.Tensor, mean: torch.Tensor, index: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training face of y given its prior: (y, mean, scale index), float32 (B, C, H, W)
+        each -> (y_hat = mean + round(y - mean) straight-through, bits under
+        ``self.rate_proxy``, see :func:`~neurocodec.entropy.gaussian.residual_bits`)."""
+        scale = torch.exp2(LOG2_SCALE_MIN + index * LOG2_SCALE_STEP)
+        y_bits = residual_bits(y - mean, scale, self.rate_proxy)
+        return mean + round_ste(y - mean), y_bits
 
     # -- coding face ---------------------------------------------------------------
     @torch.no_grad()

@@ -124,15 +124,18 @@ class VariableRateCodec(nn.Module):
         segments, y_hat = self.code_latents(self.analysis(x), quality, coder)
         return segments, self.reconstruct(y_hat, quality)
 
-    def refine_latents(self, x: torch.Tensor, quality: float, steps: int, lr: float = 0.02,
+    def refine_latents(self, x: torch.Tensor, quality: float, steps: int, lr: float = 0.05,
                        seed: int = 0) -> torch.Tensor:
         """Encode-time optimisation of one image's latents for its own RD cost.
 
         Starts from ``analysis(x)`` and runs ``steps`` Adam steps on
-        ``bits + lambda * 255^2 * MSE`` (the training loss, with the networks frozen), the
-        rate through additive noise and the distortion through straight-through rounding;
-        the learning rate decays linearly to zero. Only the encoder changes: any decoder
-        reads the result. Deterministic for a given ``seed``.
+        ``bits + lambda * 255^2 * MSE`` (the training loss, with the networks frozen), with
+        the rate of the symbols actually coded and the reconstruction from them, both
+        through straight-through rounding (``rate_proxy="round"``: the noise relaxation
+        misjudges the rate of an individual image); the learning rate decays linearly to zero. The optimisation runs on the gain-scaled
+        latents, where the quantisation step is 1 in every channel and quality, so ``lr``
+        is a fraction of a quantisation step. Only the encoder changes: any decoder reads
+        the result. Deterministic for a given ``seed``.
 
         Args:
           x: float32 (1, 3, H, W) in [0, 1], padded.
@@ -143,20 +146,22 @@ class VariableRateCodec(nn.Module):
         lam = float(lambda_for_quality(q))
         pixels = x.shape[2] * x.shape[3]
         with torch.no_grad():
-            y = self.analysis(x)
-        y = y.clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([y], lr=lr)
+            gain, inverse = self.gains(q)
+            log2_gain = self.log2_gains(q)
+            scaled = (self.analysis(x) * gain).clone()
+        scaled.requires_grad_(True)
+        optimizer = torch.optim.Adam([scaled], lr=lr)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0 - i / max(steps, 1))
         frozen = [p for p in self.parameters() if p.requires_grad]
         for p in frozen:
             p.requires_grad_(False)
         generator_state = torch.get_rng_state()
         torch.manual_seed(seed)
+        training_proxy, self.entropy_model.rate_proxy = self.entropy_model.rate_proxy, "round"
         try:
             with torch.enable_grad():
                 for _ in range(steps):
-                    gain, inverse = self.gains(q)
-                    out = self.entropy_model(y * gain, self.log2_gains(q))
+                    out = self.entropy_model(scaled, log2_gain)
                     x_hat = self.synthesis(out["y_hat"] * inverse, q)
                     bits = out["y_bits"].sum() + out["z_bits"].sum()
                     loss = bits / pixels + lam * 255.0**2 * torch.mean((x_hat - x) ** 2)
@@ -168,7 +173,8 @@ class VariableRateCodec(nn.Module):
             for p in frozen:
                 p.requires_grad_(True)
             torch.set_rng_state(generator_state)
-        return y.detach()
+            self.entropy_model.rate_proxy = training_proxy
+        return (scaled / gain).detach()
 
     @torch.no_grad()
     def code_latents(self, y: torch.Tensor, quality: float, coder: str = "cpu") -> tuple[list[bytes], torch.Tensor]:

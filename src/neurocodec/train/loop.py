@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..entropy import RATE_PROXIES
 from ..models import build_model, lambda_for_quality
 from . import distributed
 from .data import CropDataset
@@ -35,6 +36,7 @@ class TrainConfig:
     data: str
     architecture: str = "block-hyperprior"
     distortion: str = "mse"       # "mse" or "ms-ssim"
+    rate_proxy: str = "noise"     # training-face rate of y: "noise" or "round" (see entropy.residual_bits)
     model_config: dict = field(default_factory=dict)
     steps: int = 10000
     batch: int = 8
@@ -129,6 +131,9 @@ def _train(cfg: TrainConfig, run: Path, progress: bool, stop_after: int | None, 
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.architecture, **cfg.model_config).to(ctx.device)
+    if cfg.rate_proxy not in RATE_PROXIES:
+        raise ValueError(f"rate_proxy must be one of {RATE_PROXIES}, got {cfg.rate_proxy!r}")
+    model.entropy_model.rate_proxy = cfg.rate_proxy
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     step = 0
