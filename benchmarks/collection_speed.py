@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -56,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-json", default=str(ROOT / "benchmarks" / "results" / "collection_speed.json"))
     parser.add_argument("--out-md", default=str(ROOT / "docs" / "scale-out.md"),
                         help="Markdown file whose generated section is replaced ('' for none)")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="measure nothing: rewrite the --out-md section from a results file of an earlier run")
     args = parser.parse_args(argv)
+    if args.from_json:
+        _write_markdown(Path(args.out_md), json.loads(Path(args.from_json).read_text()))
+        print(f"updated {args.out_md} from {args.from_json}")
+        return 0
 
     from neurocodec.collection import encode_dir, read_manifest
 
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                          "runs": [r["images_per_s"] for r in mine]})
     result = {
         "benchmark": "collection_speed",
-        "command": "python benchmarks/collection_speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": shlex.join(["python", "benchmarks/collection_speed.py", *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "images": len(images), "data": str(data), "quality": args.quality, "repeats": args.repeats,
         "cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
