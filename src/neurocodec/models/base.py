@@ -124,7 +124,7 @@ class VariableRateCodec(nn.Module):
         segments, y_hat = self.code_latents(self.analysis(x), quality, coder)
         return segments, self.reconstruct(y_hat, quality)
 
-    def refine_latents(self, x: torch.Tensor, quality: float, steps: int, lr: float = 0.05,
+    def refine_latents(self, x: torch.Tensor, quality: float, steps: int, lr: float = 0.003,
                        seed: int = 0) -> torch.Tensor:
         """Encode-time optimisation of one image's latents for its own RD cost.
 
