@@ -585,7 +585,7 @@ def fake_train(monkeypatch):
 
     calls: dict = {"train": [], "export": []}
 
-    def train(cfg, run_dir, progress=True, stop_after=None):
+    def train(cfg, run_dir, progress=True, stop_after=None, on_step=None, device="cpu"):
         calls["train"].append((cfg, Path(run_dir)))
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "checkpoint.pt").write_bytes(b"stub")
