@@ -30,8 +30,10 @@ What it guarantees:
 * on the calibration set, the expected extra rate caused by quantisation (the
   Kullback-Leibler divergence from the float prior's Gaussians to the fixed-point ones,
   averaged over latents and the eight qualities, :func:`prior_kl_bits`) is the smallest
-  among the candidates searched, which include the unscaled network, so it is never
-  worse than rounding the float weights directly.
+  among the candidates searched, which include the unscaled network, so it is not worse
+  than rounding the float weights directly. (The search evaluates candidates through the
+  float32 training face on the grids, which equals the exact path except for rare
+  rounding ties; the two KLs reported, before and after, are computed exactly.)
 
 It does not guarantee a rate: the cost on real images is measured
 (``benchmarks/fixed_point_cost.py``, ``docs/benchmarks.md``).
@@ -182,14 +184,21 @@ class _Evaluator:
                 layer.weight.copy_(w)
                 layer.bias.copy_(b)
 
-    def kl(self, scales: list[torch.Tensor]) -> float:
+    def kl(self, scales: list[torch.Tensor], exact: bool = False) -> float:
+        """Calibration KL (bits per latent) of the network with these scales, evaluated
+        through the training face (float32 on the grids: fast, and equal to the exact path
+        except for rare rounding ties) or, with ``exact``, through the exact integer path."""
         self.load(scales)
-        params = self.work.integer_parameters()
+        params = self.work.integer_parameters() if exact else None
         values = []
-        for z, ref in zip(self.z, self.reference):
-            mean_u, log_scale_u = self.work.unscaled_exact(z, params)
-            test = (mean_u.double() / 2**self.work.mean_bits, log_scale_u.double() / 2**LOG_BITS)
-            values.append(prior_kl_bits(ref, test, self.log2_gain) * ref[0].numel())
+        with torch.no_grad():
+            for z, ref in zip(self.z, self.reference):
+                if exact:
+                    mean_u, log_scale_u = self.work.unscaled_exact(z, params)
+                    test = (mean_u.double() / 2**self.work.mean_bits, log_scale_u.double() / 2**LOG_BITS)
+                else:
+                    test = self.work.unscaled(z.to(torch.float32))
+                values.append(prior_kl_bits(ref, test, self.log2_gain) * ref[0].numel())
         return sum(values) / sum(ref[0].numel() for ref in self.reference)
 
 
@@ -220,8 +229,8 @@ def quantize_prior(hs: FixedPointHyperSynthesis, calibration_z: list[torch.Tenso
     sqrt(max |next weight| / max activation)``: cross-layer equalisation) and the unscaled
     network, with ``alpha`` a power of two (1..256 and 1/64..64), by coordinate search over the
     hidden layers (``passes`` rounds) minimising :func:`prior_kl_bits` on the calibration
-    set, evaluated through the exact integer path. ``low`` / ``high`` keep every scaled
-    weight inside the 16-bit range and the activation clamp outside ``headroom`` times the
+    set (candidates evaluated through the float32 training face on the grids, the reported
+    KLs exactly). ``low`` / ``high`` keep every scaled weight inside the 16-bit range and the activation clamp outside ``headroom`` times the
     calibrated range (see the module docstring for what is guaranteed).
 
     On return ``hs`` holds the rescaled float weights and ``hs.fake_quant`` is True;
@@ -243,7 +252,8 @@ def quantize_prior(hs: FixedPointHyperSynthesis, calibration_z: list[torch.Tenso
     evaluator = _Evaluator(hs, calibration_z, log2_gain)
     scales = [torch.ones(len(m), dtype=torch.float64) for m in act_max]
     best = evaluator.kl(scales)
-    result = PTQResult(scales=scales, activation_max=act_max, kl_bits_rounded=best, kl_bits=best)
+    result = PTQResult(scales=scales, activation_max=act_max, kl_bits_rounded=evaluator.kl(scales, exact=True),
+                       kl_bits=best)
     alphas = {"range": [2.0**k for k in range(0, 9)], "equalise": [2.0**k for k in range(-6, 7)]}
     for _ in range(passes):
         for i in range(n_hidden):
@@ -266,7 +276,7 @@ def quantize_prior(hs: FixedPointHyperSynthesis, calibration_z: list[torch.Tenso
                         result.choices.append((i, family, alpha, kl))
     result.fixed_channels = [int(_bounds(evaluator, scales, i, act_max[i], hs.act_max, headroom)[2].sum())
                              for i in range(n_hidden)]
-    result.scales, result.kl_bits = scales, best
+    result.scales, result.kl_bits = scales, evaluator.kl(scales, exact=True)
     for layer, (w, b) in zip(hs.layers, _scaled(evaluator.originals, hs.layers, scales)):
         layer.weight.copy_(w.to(layer.weight.dtype))
         layer.bias.copy_(b.to(layer.bias.dtype))
