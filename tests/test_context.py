@@ -243,21 +243,11 @@ def test_accumulators_exact_and_equal_int64_reference(codec):
     """Spy on every context layer: inputs, weights and accumulators are float64 integers
     and each accumulator equals an independent int64 convolution."""
     entropy = codec.model.entropy_model
-    calls = []
     layers = [layer for net in entropy.context for layer in net.layers().values()]
-    for layer in layers:
-        def spy(x, w, b, _layer=layer, _inner=layer.forward_exact):
-            out = _inner(x, w, b)
-            calls.append((_layer, x.clone(), w.clone(), b.clone(), out.clone()))
-            return out
-        layer.forward_exact = spy
-    try:
+    with tdet.spy_exact_layers(layers) as calls:
         y = torch.randn(1, 192, 8, 8, generator=torch.Generator().manual_seed(2)) * 40
         symbols = entropy.quantise(y, 6.5)
         entropy.decode(entropy.encode(symbols), (1, 192, 8, 8), 6.5)
-    finally:
-        for layer in layers:
-            layer.__dict__.pop("forward_exact", None)
     assert {id(c[0]) for c in calls} == {id(layer) for layer in layers}
     for layer, x, w, b, out in calls:
         for t in (x, w, b, out):

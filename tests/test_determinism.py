@@ -18,6 +18,8 @@ with the default layer sizes for (a). Never depends on the shipped model's RD fi
 
 from __future__ import annotations
 
+import contextlib
+
 import importlib.util
 import json
 import math
@@ -186,23 +188,31 @@ def _requantise_int(acc: np.ndarray, shift: int, low: int, high: int) -> np.ndar
     return np.clip(rounded, low, high)
 
 
+@contextlib.contextmanager
+def spy_exact_layers(layers):
+    """Record every ``forward_exact`` call of these fixed-point layers as
+    (layer, x, weight, bias, accumulator) while the block runs; yields the list."""
+    calls = []
+    for layer in layers:
+        def spy(x, w, b, _layer=layer, _inner=layer.forward_exact):
+            out = _inner(x, w, b)
+            calls.append((_layer, x.clone(), w.clone(), b.clone(), out.clone()))
+            return out
+        layer.forward_exact = spy
+    try:
+        yield calls
+    finally:
+        for layer in layers:
+            layer.__dict__.pop("forward_exact", None)
+
+
 def test_prior_convolutions_equal_int64_reference(entropy_models):
     """Every float64 accumulator of the exact path equals an int64 computation, and each
     layer's input is the requantised (integer, clamped) output of the one before."""
     for label, entropy in entropy_models:
         hs = entropy.hyper_synthesis
-        calls = []
-        for layer in hs.layers:
-            def spy(x, w, b, _layer=layer, _inner=layer.forward_exact):
-                out = _inner(x, w, b)
-                calls.append((_layer, x.clone(), w.clone(), b.clone(), out.clone()))
-                return out
-            layer.forward_exact = spy
-        try:
+        with spy_exact_layers(hs.layers) as calls:
             prior(entropy, random_z((2, entropy.hyper_channels, 4, 4), seed=3))
-        finally:
-            for layer in hs.layers:
-                layer.__dict__.pop("forward_exact", None)
         z = random_z((2, entropy.hyper_channels, 4, 4), seed=3)
         assert [c[0] for c in calls] == list(hs.layers)
         act_high = int(hs.act_max * 2**hs.act_bits)
