@@ -19,7 +19,6 @@ with the default layer sizes for (a). Never depends on the shipped model's RD fi
 from __future__ import annotations
 
 import contextlib
-
 import importlib.util
 import json
 import math
