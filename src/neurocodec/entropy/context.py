@@ -245,19 +245,21 @@ class ContextHyperprior(MeanScaleHyperprior):
         return x[:, self.inverse_order]
 
     # -- training face -----------------------------------------------------------
-    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor, rate_proxy: str | None = None
+                ) -> dict[str, torch.Tensor]:
         """Training face; same contract as :meth:`MeanScaleHyperprior.forward`.
 
         Args:
           y: float32 (B, C, H, W) scaled latents.
           log2_gain: float32 (B, C, 1, 1).
+          rate_proxy: rate term of y for this call (default: ``self.rate_proxy``).
         Returns:
           dict: ``y_hat`` (B, C, H, W) (``round(y)``, straight-through), ``y_bits``
           (B, C, H, W) and ``z_bits`` (B, Cz, H/4, W/4) (rate as in the hyperprior).
         """
         z_hat, z_bits = self.hyper_rate(y)
         mean, index = self.prior(y, z_hat, log2_gain)
-        y_hat, y_bits = self.latent_rate(y, mean, index)
+        y_hat, y_bits = self.latent_rate(y, mean, index, rate_proxy)
         return {"y_hat": y_hat, "y_bits": y_bits, "z_bits": z_bits}
 
     def prior(self, y: torch.Tensor, z_hat: torch.Tensor, log2_gain: torch.Tensor

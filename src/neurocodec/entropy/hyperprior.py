@@ -310,12 +310,14 @@ class MeanScaleHyperprior(nn.Module):
         self.prior_params: dict[str, torch.Tensor] | None = None
 
     # -- training face -----------------------------------------------------------
-    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor, rate_proxy: str | None = None
+                ) -> dict[str, torch.Tensor]:
         """Training face.
 
         Args:
           y: float32 (B, C, H, W) scaled latents.
           log2_gain: float32 (B, C, 1, 1), log2 of the gains applied to y.
+          rate_proxy: rate term of y for this call (default: ``self.rate_proxy``).
         Returns:
           dict: ``y_hat`` (B, C, H, W), rounded around the mean with a straight-through
           gradient; ``y_bits`` (B, C, H, W) and ``z_bits`` (B, Cz, H/4, W/4), the
@@ -323,7 +325,7 @@ class MeanScaleHyperprior(nn.Module):
         """
         z_hat, z_bits = self.hyper_rate(y)
         mean, index = self.hyper_synthesis(z_hat, log2_gain)
-        y_hat, y_bits = self.latent_rate(y, mean, index)
+        y_hat, y_bits = self.latent_rate(y, mean, index, rate_proxy)
         return {"y_hat": y_hat, "y_bits": y_bits, "z_bits": z_bits}
 
     def hyper_rate(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -333,13 +335,14 @@ class MeanScaleHyperprior(nn.Module):
         z_bits = self.z_density.bits(z + torch.empty_like(z).uniform_(-0.5, 0.5))
         return torch.clamp(round_ste(z), -Z_LIMIT, Z_LIMIT), z_bits
 
-    def latent_rate(self, y: torch.Tensor, mean: torch.Tensor, index: torch.Tensor
+    def latent_rate(self, y: torch.Tensor, mean: torch.Tensor, index: torch.Tensor, rate_proxy: str | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training face of y given its prior: (y, mean, scale index), float32 (B, C, H, W)
         each -> (y_hat = mean + round(y - mean) straight-through, bits under
-        ``self.rate_proxy``, see :func:`~neurocodec.entropy.gaussian.residual_bits`)."""
+        ``rate_proxy`` or else ``self.rate_proxy``, see
+        :func:`~neurocodec.entropy.gaussian.residual_bits`)."""
         scale = torch.exp2(LOG2_SCALE_MIN + index * LOG2_SCALE_STEP)
-        y_bits = residual_bits(y - mean, scale, self.rate_proxy)
+        y_bits = residual_bits(y - mean, scale, rate_proxy or self.rate_proxy)
         return mean + round_ste(y - mean), y_bits
 
     # -- coding face ---------------------------------------------------------------

@@ -157,11 +157,10 @@ class VariableRateCodec(nn.Module):
             p.requires_grad_(False)
         generator_state = torch.get_rng_state()
         torch.manual_seed(seed)
-        training_proxy, self.entropy_model.rate_proxy = self.entropy_model.rate_proxy, "round"
         try:
             with torch.enable_grad():
                 for _ in range(steps):
-                    out = self.entropy_model(scaled, log2_gain)
+                    out = self.entropy_model(scaled, log2_gain, rate_proxy="round")
                     x_hat = self.synthesis(out["y_hat"] * inverse, q)
                     bits = out["y_bits"].sum() + out["z_bits"].sum()
                     loss = bits / pixels + lam * 255.0**2 * torch.mean((x_hat - x) ** 2)
@@ -173,7 +172,6 @@ class VariableRateCodec(nn.Module):
             for p in frozen:
                 p.requires_grad_(True)
             torch.set_rng_state(generator_state)
-            self.entropy_model.rate_proxy = training_proxy
         return (scaled / gain).detach()
 
     @torch.no_grad()
