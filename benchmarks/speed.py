@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
 DEFAULT_KODAK = ROOT.parent / "shared" / "data" / "kodak"
 
 
@@ -195,10 +196,9 @@ def main(argv=None) -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_docs:
-        from importlib import import_module
+        from neurocodec.bench.report import update_section
 
-        sys.path.insert(0, str(ROOT / "src"))
-        import_module("neurocodec.bench.report").update_section(ROOT / "docs" / "benchmarks.md", "speed", text)
+        update_section(ROOT / "docs" / "benchmarks.md", "speed", text)
         (ROOT / "benchmarks" / "results" / "speed.json").write_text(json.dumps({"summary": summary, "runs": runs,
                                                                                "ratios": ratios}, indent=1))
     return 0
