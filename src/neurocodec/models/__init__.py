@@ -6,11 +6,15 @@ from __future__ import annotations
 from .base import LAMBDAS, VariableRateCodec, check_quality, lambda_for_quality
 from .context import BlockContext
 from .hyperprior import BlockHyperprior, ConvHyperprior
+from .region import RegionHyperprior
+from .swin import SwinV2Hyperprior
 
 ARCHITECTURES: dict[str, type[VariableRateCodec]] = {
     BlockHyperprior.architecture: BlockHyperprior,
     BlockContext.architecture: BlockContext,
     ConvHyperprior.architecture: ConvHyperprior,
+    SwinV2Hyperprior.architecture: SwinV2Hyperprior,
+    RegionHyperprior.architecture: RegionHyperprior,
 }
 
 

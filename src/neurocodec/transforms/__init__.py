@@ -5,3 +5,8 @@ from .linear import BlockDCT, ColourTransform, dct_basis
 from .residual import PixelRefiner, ResidualBlock
 
 __all__ = ["GDN", "BlockDCT", "ColourTransform", "dct_basis", "PixelRefiner", "ResidualBlock"]
+
+from .region import RegionAdaptiveBlock, RegionPartition, ScaleAffineLayer  # noqa: E402
+from .swin import ResidualSwinStage, SwinV2Block  # noqa: E402
+
+__all__ += ["RegionAdaptiveBlock", "RegionPartition", "ScaleAffineLayer", "ResidualSwinStage", "SwinV2Block"]
