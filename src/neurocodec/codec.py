@@ -190,6 +190,31 @@ class Codec:
         latents = kept[0][0].to(torch.float32).contiguous().numpy()
         return self._pack(segments, q, height, width, 0), recon, latents
 
+    def encode_latents(self, image: Any, quality: float | None = None) -> np.ndarray:
+        """The latents a decoder of this image's stream sees, for compressed-domain learning.
+
+        Exactly the third result of :meth:`compress_with_latents` (the image is coded, so
+        the latents are those of a real stream), for every architecture.
+
+        Args:
+          image: any supported image (see :func:`to_array`), at most ``UNTILED_MAX_SIDE``
+            pixels a side.
+          quality: in [1, 8]; default: the codec's.
+        Returns:
+          float32 (C, Hp / s, Wp / s): the dequantised latents ``y_hat = symbol + mean``
+          before the inverse gain, of the image padded (edge replication) to multiples of
+          ``model.pad_multiple`` (``Hp x Wp``), with ``s = pad_multiple // 4`` and
+          ``C = model.latent_channels`` (block-hyperprior: 192 channels at 1/8; walloc's
+          default: 16 channels at 1/4). Their unit is the quantisation step of the
+          quality (integer values where the entropy model rounds its means, as the
+          hyperprior and context models do), so their scale grows with the quality:
+          compare latents of one quality.
+        Raises:
+          ImageError: an unsupported image, or a side above ``UNTILED_MAX_SIDE``.
+          ValueError: a quality outside [1, 8].
+        """
+        return self.compress_with_latents(image, quality)[2]
+
     def _pack(self, segments: list[bytes], q: float, height: int, width: int, tile: int) -> bytes:
         header = Header(model_id=self.info.name, weight_hash=self.info.weight_hash, coder=_coder_name(self.coder),
                         quality=q, height=height, width=width, channels=3, tile_height=tile, tile_width=tile)

@@ -8,6 +8,7 @@ from .context import BlockContext
 from .hyperprior import BlockHyperprior, ConvHyperprior
 from .region import RegionHyperprior
 from .swin import SwinV2Hyperprior
+from .walloc import WaLLoC
 
 ARCHITECTURES: dict[str, type[VariableRateCodec]] = {
     BlockHyperprior.architecture: BlockHyperprior,
@@ -15,6 +16,7 @@ ARCHITECTURES: dict[str, type[VariableRateCodec]] = {
     ConvHyperprior.architecture: ConvHyperprior,
     SwinV2Hyperprior.architecture: SwinV2Hyperprior,
     RegionHyperprior.architecture: RegionHyperprior,
+    WaLLoC.architecture: WaLLoC,
 }
 
 

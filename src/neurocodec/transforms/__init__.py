@@ -10,3 +10,6 @@ from .region import RegionAdaptiveBlock, RegionPartition, ScaleAffineLayer  # no
 from .swin import ResidualSwinStage, SwinV2Block  # noqa: E402
 
 __all__ += ["RegionAdaptiveBlock", "RegionPartition", "ScaleAffineLayer", "ResidualSwinStage", "SwinV2Block"]
+
+from .wavelet import WaveletPacket, sequency_order  # noqa: E402
+__all__ += ["WaveletPacket", "sequency_order"]
