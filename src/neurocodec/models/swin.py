@@ -110,7 +110,7 @@ class SwinV2Hyperprior(StagedConvHyperprior):
     architecture = "swinv2-hyperprior"
 
     def __init__(self, channels: int = 64, latent_channels: int = 96, hyper_channels: int = 64,
-                 depths: tuple[int, ...] = (0, 2, 2, 0), heads: int = 4, window: int = 8, mlp_ratio: float = 2.0,
+                 depths: tuple[int, ...] = (0, 0, 2, 2), heads: int = 4, window: int = 8, mlp_ratio: float = 2.0,
                  cpb_hidden: int = 64):
         super().__init__(channels, latent_channels, hyper_channels)
         table = _depth_table(depths)
