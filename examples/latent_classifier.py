@@ -2,10 +2,11 @@
 
 We have no labelled data set offline, so the task is self-supervised: predict the
 rotation (0, 90, 180 or 270 degrees) of an image crop. Each image is resized so its
-shorter side is twice the crop, ``--crops`` random crops are taken from it, and each crop
-is rotated four ways; every rotated crop is then coded as its own image, which gives its
-latents (:meth:`neurocodec.Codec.encode_latents`, what a decoder sees) and its decoded
-pixels. Training crops come from ``--train-dir``, test crops from the held-out images of
+shorter side is twice the crop, ``--crops`` (training) or ``--test-crops`` (test) random
+crops are taken from it, and each crop is rotated four ways. Every rotated crop is then
+coded as its own image by ``Codec.compress_with_latents``, which gives its latents (what
+a decoder sees; ``Codec.encode_latents`` returns them alone) and its decoded pixels.
+Training crops come from ``--train-dir``, test crops from the held-out images of
 ``--test-dir`` (Kodak by default), so the accuracy is on images never seen in training.
 
 Three classifiers of one family are trained on exactly the same crops, for the same
@@ -20,7 +21,7 @@ After the stem: two 3x3 conv + ReLU layers (the second after a 2x2 average pool)
 adaptive average pool to 4x4 (keeps the coarse layout, which the task needs) and a
 linear layer to 4 classes. Inputs are standardised per channel with training statistics.
 
-    python examples/latent_classifier.py                 # shipped default model, ~minutes
+    python examples/latent_classifier.py                 # shipped default model, ~10 minutes
     python examples/latent_classifier.py --weights w.safetensors --quality 6
     python examples/latent_classifier.py --tiny          # seconds: a smoke run
 """
@@ -140,8 +141,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--model", default=None, help="a shipped model name (ignored with --weights)")
     parser.add_argument("--quality", type=float, default=4.0)
     parser.add_argument("--crop", type=int, default=64, help="crop side; a multiple of the model's pad_multiple")
-    parser.add_argument("--crops", type=int, default=8, help="crops per image (each in 4 rotations)")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--crops", type=int, default=1, help="crops per training image (each in 4 rotations)")
+    parser.add_argument("--test-crops", type=int, default=3, help="crops per test image")
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--width", type=int, default=32, help="channels of the classifier")
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -157,7 +159,8 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     if args.tiny:
-        args.crops, args.steps, args.batch = min(args.crops, 2), min(args.steps, 30), min(args.batch, 16)
+        args.crops, args.test_crops = min(args.crops, 2), min(args.test_crops, 2)
+        args.steps, args.batch = min(args.steps, 30), min(args.batch, 16)
     max_images = 4 if args.tiny else 0
     codec = neurocodec.Codec(args.model, weights=args.weights)
     multiple = codec.model.pad_multiple
@@ -168,8 +171,8 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(args.seed)
     tic = time.perf_counter()
     sets = {}
-    for split, folder in (("train", args.train_dir), ("test", args.test_dir)):
-        images, labels = rotations(load_crops(folder, args.crop, args.crops, rng, max_images))
+    for split, folder, per_image in (("train", args.train_dir, args.crops), ("test", args.test_dir, args.test_crops)):
+        images, labels = rotations(load_crops(folder, args.crop, per_image, rng, max_images))
         sets[split] = (encode_all(codec, images, args.quality), labels)
     encode_seconds = time.perf_counter() - tic
     (train, train_y), (test, test_y) = sets["train"], sets["test"]

@@ -54,7 +54,8 @@ def test_latent_classifier_tiny(tmp_path: Path, tiny_walloc: Path):
     test_dir = _images(tmp_path / "test", 2, 1)
     out = tmp_path / "result.json"
     result = example.main(["--tiny", "--train-dir", str(train_dir), "--test-dir", str(test_dir),
-                           "--weights", str(tiny_walloc), "--crop", "32", "--json", str(out)])
+                           "--weights", str(tiny_walloc), "--crop", "32", "--crops", "2", "--test-crops", "2",
+                           "--json", str(out)])
     assert result == json.loads(out.read_text())
     assert result["architecture"] == "walloc"
     assert result["train_samples"] == 3 * 2 * 4 and result["test_samples"] == 2 * 2 * 4  # 2 crops x 4 rotations
