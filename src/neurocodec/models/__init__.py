@@ -6,6 +6,7 @@ from __future__ import annotations
 from .base import LAMBDAS, VariableRateCodec, check_quality, lambda_for_quality
 from .context import BlockContext
 from .hyperprior import BlockHyperprior, ConvHyperprior
+from .mcquic import BlockMcQuic
 from .region import RegionHyperprior
 from .swin import SwinV2Hyperprior
 from .walloc import WaLLoC
@@ -13,6 +14,7 @@ from .walloc import WaLLoC
 ARCHITECTURES: dict[str, type[VariableRateCodec]] = {
     BlockHyperprior.architecture: BlockHyperprior,
     BlockContext.architecture: BlockContext,
+    BlockMcQuic.architecture: BlockMcQuic,
     ConvHyperprior.architecture: ConvHyperprior,
     SwinV2Hyperprior.architecture: SwinV2Hyperprior,
     RegionHyperprior.architecture: RegionHyperprior,

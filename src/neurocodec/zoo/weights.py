@@ -3,8 +3,10 @@
 A weight file holds
 
 * the float parameters of the transforms (fp16, promoted to float32 when loaded),
-* the integer parameters of the fixed-point prior (``prior.*``, int32/int64, exact),
-* the integer coding tables (``tables.y.*``, ``tables.z.*``), built once at export,
+* the entropy model's integer coding state, built once at export: for the hyperprior
+  family the integer parameters of the fixed-point prior (``prior.*``, int16/int64, exact)
+  and the coding tables (``tables.y.*``, ``tables.z.*``); an entropy model with
+  ``coding_state()`` / ``load_coding_state()`` stores its own (see :func:`coding_state`),
 * metadata (strings): ``architecture``, ``config`` (JSON), ``name``, ``description`` and
   ``card`` (JSON: data, steps, CPU-hours, command, measured RD).
 
@@ -41,15 +43,16 @@ def export_weights(model, path: str | Path, name: str, description: str = "", ca
 
     model = model.eval()
     entropy = model.entropy_model
-    entropy.update_tables(model.log_gain.detach())
+    log_gain = getattr(model, "log_gain", None)
+    entropy.update_tables(None if log_gain is None else log_gain.detach())
     tensors: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
         tensors[key] = value.detach().to(torch.float16) if value.is_floating_point() else value.detach()
-    for key, value in entropy.prior_params.items():
-        tensors[PRIOR_PREFIX + key] = value.contiguous()
-    for which, tables in (("y", entropy.y_tables), ("z", entropy.z_tables)):
-        for key, array in tables.to_arrays().items():
-            tensors[TABLE_PREFIXES[which] + key] = torch.from_numpy(array.copy())
+    state = coding_state(entropy)
+    clash = sorted(set(state) & set(tensors))
+    if clash:
+        raise ValueError(f"coding state names clash with parameter names: {clash[:5]}")
+    tensors.update(state)
     metadata = {
         "architecture": model.architecture,
         "config": json.dumps(model.config(), sort_keys=True),
@@ -82,19 +85,53 @@ def load_weights(path: str | Path):
     """Build the model stored in ``path``, ready to code (eval mode, tables loaded)."""
     from safetensors.torch import load_file
 
-    from ..coding import IntTables
     from ..models import build_model
 
     meta = read_metadata(path)
     model = build_model(meta["architecture"], **meta["config"])
     tensors = load_file(str(path))
     load_state_into(model, tensors, allow_missing=())
-    entropy = model.entropy_model
+    own = set(model.state_dict())
+    load_coding_state(model.entropy_model, {k: v for k, v in tensors.items() if k not in own})
+    return model.eval()
+
+
+def coding_state(entropy) -> dict[str, "torch.Tensor"]:
+    """The integer coding state of an entropy model, as weight-file tensors.
+
+    An entropy model may own its state through ``coding_state() -> dict[str, Tensor]`` and
+    ``load_coding_state(dict)`` (e.g. :class:`neurocodec.entropy.vq.CascadedVQ`). Without
+    them (the hyperprior family) it is ``prior.*`` (``entropy.prior_params``) and
+    ``tables.y.*`` / ``tables.z.*`` (``entropy.y_tables`` / ``z_tables``): the names every
+    shipped weight file uses. Call after ``update_tables``.
+    """
+    import torch
+
+    own = getattr(entropy, "coding_state", None)
+    if own is not None:
+        return dict(own())
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in entropy.prior_params.items():
+        tensors[PRIOR_PREFIX + key] = value.contiguous()
+    for which, tables in (("y", entropy.y_tables), ("z", entropy.z_tables)):
+        for key, array in tables.to_arrays().items():
+            tensors[TABLE_PREFIXES[which] + key] = torch.from_numpy(array.copy())
+    return tensors
+
+
+def load_coding_state(entropy, tensors: dict[str, "torch.Tensor"]) -> None:
+    """Give ``entropy`` the coding state in ``tensors`` (a weight file's tensors that are
+    not parameters); the inverse of :func:`coding_state`."""
+    from ..coding import IntTables
+
+    own = getattr(entropy, "load_coding_state", None)
+    if own is not None:
+        own(tensors)
+        return
     entropy.prior_params = {k[len(PRIOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}
     for which, prefix in TABLE_PREFIXES.items():
         arrays = {k[len(prefix):]: v.numpy() for k, v in tensors.items() if k.startswith(prefix)}
         setattr(entropy, f"{which}_tables", IntTables.from_arrays(arrays))
-    return model.eval()
 
 
 def load_state_into(model, source, allow_missing: tuple[str, ...] | None = None) -> None:
