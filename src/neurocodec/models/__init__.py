@@ -7,6 +7,7 @@ from .base import LAMBDAS, VariableRateCodec, check_quality, lambda_for_quality
 from .context import BlockContext
 from .hyperprior import BlockHyperprior, ConvHyperprior
 from .mcquic import BlockMcQuic
+from .mixture import BlockMixture
 from .region import RegionHyperprior
 from .swin import SwinV2Hyperprior
 from .walloc import WaLLoC
@@ -15,6 +16,7 @@ ARCHITECTURES: dict[str, type[VariableRateCodec]] = {
     BlockHyperprior.architecture: BlockHyperprior,
     BlockContext.architecture: BlockContext,
     BlockMcQuic.architecture: BlockMcQuic,
+    BlockMixture.architecture: BlockMixture,
     ConvHyperprior.architecture: ConvHyperprior,
     SwinV2Hyperprior.architecture: SwinV2Hyperprior,
     RegionHyperprior.architecture: RegionHyperprior,

@@ -1,0 +1,764 @@
+"""Gaussian mixture conditional entropy model, coded exactly with integer pmfs.
+
+The latents are modelled, given the hyper-latents, by a mixture of ``K`` discretised
+Gaussians per element (Cheng et al., "Learned image compression with discretized Gaussian
+mixture likelihoods and attention modules", CVPR 2020). The hyper-analysis, z density and
+hyper-synthesis are those of :class:`~neurocodec.entropy.hyperprior.MeanScaleHyperprior`;
+a 1x1 fixed-point head on the hyper-synthesis' last hidden features adds, per latent and
+component, a correction of the hyperprior's unscaled mean and log2-scale and a weight
+logit (:class:`MixtureHyperSynthesis`). The quality's gain enters every component as in
+:func:`~neurocodec.entropy.hyperprior.scale_prior`, so one prior serves all qualities.
+
+**Coding face (exact).** Everything that decides a probability is integer arithmetic:
+
+* component means are integers (``round(gain * mean_u)``), scales are indexes into the
+  96 zero-mean scale tables (:attr:`MeanScaleHyperprior.y_tables`, 16-bit integer
+  frequencies built once at export), and weights are integers summing to
+  ``2**WEIGHT_BITS``, from the logits through the weight file's integer exp2 table
+  (:func:`mixture_weights_exact`);
+* the pmf of an element over a window of ``B`` consecutive values is
+  ``g(v) = sum_k W_k f_{idx_k}(v - mu_k)`` (int64, total mass ``2**(16 + WEIGHT_BITS)``
+  including the escape's share: every component's mass outside the window), renormalised
+  to ``2**PMF_PRECISION`` with every entry >= 1 (:func:`mixture_pmfs`);
+* the window is the union of the components' table ranges, clipped to ``MAX_WINDOW``
+  values around the *anchor* (the mean of the heaviest component) and widened to a width
+  from :data:`WINDOW_WIDTHS` (:func:`mixture_windows`); values outside are the escape
+  entry plus a bypass code of ``round(y) - anchor`` (the bypass of
+  :mod:`neurocodec.coding.cpu`);
+* elements are coded grouped by window width (increasing), each group in C order and in
+  chunks, with constriction's lazy ``Categorical`` family (``perfect=False``) given the
+  integer frequencies as float64: integers below 2**53 summing to a power of two, so its
+  re-quantisation to 24 bits is exact (``floor(C_i * (2**24 - B - 1) / 2**PMF_PRECISION)
+  + i``, ``C_i`` the cumulative frequency).
+
+**Training face.** ``-log2`` of the mixture's mass of the unit interval around the noisy
+(or straight-through rounded) latent, from the same quantised parameters (integer means,
+table scales, clamped logits), in log space (:func:`mixture_bits`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import FormatError
+from .context import Y_HAT_LIMIT     # |round(y)| is clamped here, as in the context model
+from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact, round_ste
+from .gaussian import RATE_PROXIES, gaussian_bits
+from .hyperprior import (
+    HYPER_INPUT_SCALE, LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS, Z_LIMIT, FixedPointHyperSynthesis,
+    HyperSymbols, MeanScaleHyperprior, quality_log2_gain, scale_prior, scale_prior_exact,
+)
+
+WEIGHT_BITS = 16            # integer mixture weights sum to 2**WEIGHT_BITS
+LOGIT_LIMIT = 8.0           # unscaled weight logits (log2 units) are clamped to +-8 ...
+LOGIT_GAP = 16              # ... so a weight is at least 2**-16 of the heaviest one (exp2 >= 1)
+PMF_PRECISION = 20          # bits of the per-element pmfs handed to the range coder
+MAX_WINDOW = 4096           # at most this many values per element have their own entry
+# Window widths (a width is rounded up to the next of these, so that elements with equal
+# widths are coded by one coder call): 2, 3, 4, 6, 8, 12, ..., 3072, 4096.
+WINDOW_WIDTHS = np.array(sorted({2, *(w for i in range(1, 12) for w in (2**i, 3 * 2**(i - 1)))} | {MAX_WINDOW}),
+                         dtype=np.int64)
+CHUNK_ENTRIES = 2**19       # pmf entries built per coder call (bounds memory)
+ANCHOR_LIMIT = 2**30        # so that round(y) - anchor always fits int32
+
+assert WINDOW_WIDTHS[-1] == MAX_WINDOW and MAX_WINDOW + 1 < 2**PMF_PRECISION
+
+
+# --------------------------------------------------------------------------- #
+# Prior network
+# --------------------------------------------------------------------------- #
+
+
+class MixtureHyperSynthesis(FixedPointHyperSynthesis):
+    """``round(z)`` -> K (mean, scale index, weight logit) per latent, quality-aware, exact.
+
+    The layers of :class:`FixedPointHyperSynthesis` (same names, so a trained hyperprior
+    warm-starts them) plus ``mixture``, a 1x1 fixed-point convolution on the last hidden
+    features whose ``3 K C`` outputs are laid out ``[part, k, c]`` (part 0: mean
+    correction, 1: log2-scale correction, 2: weight logit). Its accumulator shares the
+    grid of the 3x3 output layer, so component ``k``'s unscaled mean (log2-scale) is the
+    *exact sum* of the hyperprior's accumulator and the correction, requantised once.
+
+    The correction starts at zero weights with biases that give component 0 the
+    hyperprior's prediction with weight ``1 / (1 + (K - 1) 2**-8)`` and the others the same
+    mean, scales ``2**-1, 2**1, 2**-2, ...`` times as large and weight ``2**-8`` each: a
+    warm-started mixture starts at (almost exactly) the hyperprior's rate, and the
+    components differ, so their gradients do too.
+
+    Args:
+      hyper_channels, hidden, latent_channels, mean_bits, act_bits, act_max, weight_bits:
+        as for :class:`FixedPointHyperSynthesis`.
+      components: K >= 1.
+    """
+
+    logit_limit = LOGIT_LIMIT
+
+    def __init__(self, hyper_channels: int, hidden: int, latent_channels: int, components: int = 3,
+                 mean_bits: int = 8, act_bits: int = 8, act_max: float = 255.0, weight_bits: int = 12):
+        super().__init__(hyper_channels, hidden, latent_channels, mean_bits, act_bits, act_max, weight_bits)
+        if not 1 <= int(components) <= 16:
+            raise ValueError(f"components must be in [1, 16], got {components!r}")
+        self.components = k = int(components)
+        self.mixture = FixedPointConv(hidden, 3 * k * latent_channels, 1, 1, weight_bits=weight_bits,
+                                      act_bits=act_bits)
+        with torch.no_grad():
+            self.mixture.weight.zero_()
+            bias = self.mixture.bias.view(3, k, latent_channels)
+            bias.zero_()
+            for j in range(1, k):  # scale offsets -1, +1, -2, +2, ... (log2)
+                bias[1, j] = (-1.0 if j % 2 else 1.0) * ((j + 1) // 2)
+            bias[2] = -LOGIT_LIMIT / 2
+            bias[2, 0] = LOGIT_LIMIT / 2
+
+    @property
+    def fake_quant(self) -> bool:
+        """As :attr:`FixedPointHyperSynthesis.fake_quant`, for the mixture head too."""
+        return self.layers[0].fake_quant
+
+    @fake_quant.setter
+    def fake_quant(self, enabled: bool) -> None:
+        for layer in (*self.layers, self.mixture):
+            layer.fake_quant = bool(enabled)
+
+    def _combine(self, base: torch.Tensor, head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Accumulators of the 3x3 output layer (B, 2C, H, W) and of the head (B, 3KC, H, W)
+        -> (mean, log-scale, logit) accumulators (B, K, C, H, W), summed on their shared grid."""
+        b, _, h, w = base.shape
+        c, k = self.latent_channels, self.components
+        base = base.view(b, 1, 2, c, h, w)
+        head = head.view(b, 3, k, c, h, w)
+        return base[:, :, 0] + head[:, 0], base[:, :, 1] + head[:, 1], head[:, 2]
+
+    # -- training face -------------------------------------------------------------
+    def unscaled(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training face of the network alone.
+
+        Args:
+          z_hat: float32 (B, Cz, h, w), integers (straight-through rounded).
+        Returns:
+          (mean_u, log_scale_u, logit_u): float32 (B, K, C, 4h, 4w) each, on the grids
+          ``2**-mean_bits``, ``2**-LOG_BITS``, ``2**-LOG_BITS`` (logits clamped to
+          ``+-logit_limit``), with straight-through gradients.
+        """
+        requantise = fake_requantise if self.fake_quant else float_requantise
+        h = z_hat
+        for layer in self.layers[:-1]:
+            h = requantise(layer(h), self.act_bits, 0.0, self.act_max)
+        mean_acc, log_scale_acc, logit_acc = self._combine(self.layers[-1](h), self.mixture(h))
+        return (requantise(mean_acc, self.mean_bits, -self.mean_limit, self.mean_limit),
+                requantise(log_scale_acc, LOG_BITS, -self.log_scale_limit, self.log_scale_limit),
+                requantise(logit_acc, LOG_BITS, -self.logit_limit, self.logit_limit))
+
+    def forward(self, z_hat: torch.Tensor, log2_gain: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training face.
+
+        Args:
+          z_hat: float32 (B, Cz, h, w), integers (straight-through rounded).
+          log2_gain: float32 (B, C, 1, 1).
+        Returns:
+          (mean, index, logit): float32 (B, K, C, 4h, 4w) each; means and table indexes are
+          integers (as :func:`scale_prior` gives them), logits on the ``2**-LOG_BITS`` grid.
+        """
+        mean_u, log_scale_u, logit_u = self.unscaled(z_hat)
+        mean, index = scale_prior(mean_u, log_scale_u, log2_gain.unsqueeze(1), self.num_scales)
+        return mean, index, logit_u
+
+    # -- coding face -------------------------------------------------------------------
+    def integer_parameters(self) -> dict[str, torch.Tensor]:
+        """The hyper-synthesis' integer parameters plus ``mixture.weight`` (int16) and
+        ``mixture.bias`` (int64)."""
+        params = super().integer_parameters()
+        params["mixture.weight"] = self.mixture.integer_weight().to(torch.int16)
+        params["mixture.bias"] = self.mixture.integer_bias().to(torch.int64)
+        return params
+
+    @torch.no_grad()
+    def unscaled_exact(self, z_symbols: torch.Tensor, params: dict[str, torch.Tensor]
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Coding face of the network alone, bit-exact on every machine.
+
+        Args:
+          z_symbols: integer tensor (B, Cz, h, w).
+          params: from :meth:`integer_parameters` (as stored in a weight file).
+        Returns:
+          (mean_u, log_scale_u, logit_u): int64 (B, K, C, 4h, 4w) each, in units of
+          ``2**-mean_bits``, ``2**-LOG_BITS`` and ``2**-LOG_BITS``, clamped as in
+          :meth:`unscaled`.
+        """
+        def exact(layer: FixedPointConv, x: torch.Tensor, key: str) -> torch.Tensor:
+            return layer.forward_exact(x, params[key + ".weight"].to(torch.float64),
+                                       params[key + ".bias"].to(torch.float64))
+
+        h = torch.clamp(z_symbols.to(torch.float64), -Z_LIMIT, Z_LIMIT)
+        high = self.act_max * 2**self.act_bits
+        for i, layer in enumerate(self.layers[:-1]):
+            h = requantise_exact(exact(layer, h, str(i)), layer.out_bits - self.act_bits, 0.0, high)
+        last = len(self.layers) - 1
+        mean_acc, log_scale_acc, logit_acc = self._combine(exact(self.layers[-1], h, str(last)),
+                                                           exact(self.mixture, h, "mixture"))
+        shift = self.mixture.out_bits     # == self.layers[-1].out_bits (same weight and act bits)
+        mean_max = self.mean_limit * 2**self.mean_bits
+        log_max = self.log_scale_limit * 2**LOG_BITS
+        logit_max = self.logit_limit * 2**LOG_BITS
+        return (requantise_exact(mean_acc, shift - self.mean_bits, -mean_max, mean_max).to(torch.int64),
+                requantise_exact(log_scale_acc, shift - LOG_BITS, -log_max, log_max).to(torch.int64),
+                requantise_exact(logit_acc, shift - LOG_BITS, -logit_max, logit_max).to(torch.int64))
+
+    @torch.no_grad()
+    def forward_exact(self, z_symbols: torch.Tensor, params: dict[str, torch.Tensor], log2_gain: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Coding face: bit-exact on every machine.
+
+        Args:
+          z_symbols: integer tensor (1, Cz, h, w).
+          params: :meth:`integer_parameters` plus ``exp2``, as stored in a weight file.
+          log2_gain: int64 (C,) in units of ``2**-LOG_BITS`` (:func:`quality_log2_gain`).
+        Returns:
+          (mean, index, weight): int64 (1, K, C, 4h, 4w) each: integer means of the scaled
+          latents, scale-table indexes, and integer weights summing to ``2**WEIGHT_BITS``
+          over K (:func:`mixture_weights_exact`).
+        """
+        if z_symbols.shape[0] != 1:
+            raise ValueError(f"the coding face takes one image, got a batch of {z_symbols.shape[0]}")
+        mean_u, log_scale_u, logit_u = self.unscaled_exact(z_symbols, params)
+        mean, index = scale_prior_exact(mean_u[0], log_scale_u[0], log2_gain, params["exp2"], self.mean_bits,
+                                        self.num_scales)
+        return mean[None], index[None], mixture_weights_exact(logit_u, params["exp2"], dim=1)
+
+
+def mixture_weights_exact(logit: torch.Tensor, exp2: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Integer mixture weights from fixed-point logits: ``2**l_k / sum_j 2**l_j`` in
+    ``2**-WEIGHT_BITS`` units, exactly.
+
+    ``e_k = 2**(-min(l_max - l_k, LOGIT_GAP)) * 2**16`` from the exp2 table (an integer in
+    ``[1, 2**16]``); ``W_k = floor(e_k 2**WEIGHT_BITS / sum_j e_j)``; the few units the floors
+    lose go to the heaviest component (the first of equal ones), so the weights sum to
+    exactly ``2**WEIGHT_BITS``.
+
+    Args:
+      logit: int64 (..., K, ...) in units of ``2**-LOG_BITS``, K along ``dim``.
+      exp2: int64 (2**LOG_BITS,) exp2 table of the weight file.
+    Returns:
+      int64, same shape, >= 0, summing to ``2**WEIGHT_BITS`` along ``dim``.
+    """
+    logit = logit.to(torch.int64)
+    top, lead = torch.max(logit, dim=dim, keepdim=True)   # the first maximum (documented torch behaviour)
+    gap = torch.clamp(top - logit, max=LOGIT_GAP * 2**LOG_BITS)
+    e = exp2_nonpositive(-gap, exp2)                      # 2**-16 units, in [1, 2**16]
+    weight = torch.div(e * 2**WEIGHT_BITS, e.sum(dim=dim, keepdim=True), rounding_mode="floor")
+    missing = 2**WEIGHT_BITS - weight.sum(dim=dim, keepdim=True)
+    return weight.scatter_add(dim, lead, missing)
+
+
+def exp2_nonpositive(x: torch.Tensor, exp2: torch.Tensor) -> torch.Tensor:
+    """:func:`~neurocodec.entropy.hyperprior.fixed_point_gain` for exponents ``x <= 0``
+    (int64, ``2**-LOG_BITS`` units), with shifts instead of powers (several times faster on
+    the K x C x H x W logits): ``exp2[x mod 2**LOG_BITS] >> ceil(-x / 2**LOG_BITS)``."""
+    fraction = torch.bitwise_and(x, 2**LOG_BITS - 1)
+    shift = torch.bitwise_right_shift(-x + (2**LOG_BITS - 1), LOG_BITS)
+    return torch.bitwise_right_shift(exp2.to(torch.int64)[fraction], shift)
+
+
+def mixture_log_weights(logit: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Training face of :func:`mixture_weights_exact`: natural-log weights (float), with the
+    same ``LOGIT_GAP`` floor relative to the heaviest component."""
+    top = torch.amax(logit, dim=dim, keepdim=True).detach()
+    return torch.log_softmax(torch.maximum(logit, top - LOGIT_GAP) * math.log(2.0), dim=dim)
+
+
+def mixture_bits(values: torch.Tensor, mean: torch.Tensor, index: torch.Tensor, logit: torch.Tensor
+                 ) -> torch.Tensor:
+    """Information content (bits) of the unit intervals around ``values`` under the mixtures.
+
+    ``-log2 sum_k w_k P_k``, ``P_k`` the mass of ``[v - 1/2, v + 1/2]`` under component
+    ``k``, evaluated as a log-sum-exp of the per-component log-masses of
+    :func:`~neurocodec.entropy.gaussian.gaussian_bits` (log space, so far-off values keep a
+    finite cost and a gradient; the same soft cap above 40 bits per component).
+
+    Args:
+      values: float (B, C, H, W), the (noisy or rounded) scaled latents.
+      mean, index, logit: float (B, K, C, H, W) as :meth:`MixtureHyperSynthesis.forward`
+        returns them.
+    Returns:
+      float (B, C, H, W), bits >= 0 (up to float rounding).
+    """
+    scale = torch.exp2(LOG2_SCALE_MIN + index * LOG2_SCALE_STEP)
+    log_mass = -gaussian_bits(values.unsqueeze(1) - mean, scale) * math.log(2.0)
+    return -torch.logsumexp(mixture_log_weights(logit) + log_mass, dim=1) / math.log(2.0)
+
+
+# --------------------------------------------------------------------------- #
+# Integer pmfs and the coder
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class MixturePrior:
+    """Exact prior of N latents, flattened in C order of (C, H, W).
+
+    Component-major, so that every per-component operation runs on contiguous arrays.
+
+    Attributes:
+      means: int64 (K, N), integer component means (of the scaled latents).
+      indexes: int32 (K, N), scale-table indexes in ``[0, num_tables)``.
+      weights: uint32 (K, N), each column summing to ``2**WEIGHT_BITS``.
+      anchors: int64 (N,), the mean of the heaviest component (the first of equal ones),
+        clamped to ``+-ANCHOR_LIMIT``; escaped values are sent as ``value - anchor``.
+    """
+
+    means: np.ndarray
+    indexes: np.ndarray
+    weights: np.ndarray
+    anchors: np.ndarray
+
+    @classmethod
+    def from_tensors(cls, mean: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> "MixturePrior":
+        """From int64 (1, K, C, H, W) tensors (:meth:`MixtureHyperSynthesis.forward_exact`)."""
+        k = mean.shape[1]
+
+        def rows(t: torch.Tensor, dtype) -> np.ndarray:
+            return np.ascontiguousarray(t[0].reshape(k, -1).numpy().astype(dtype))
+
+        means, indexes, weights = rows(mean, np.int64), rows(index, np.int32), rows(weight, np.uint32)
+        heaviest = np.argmax(weights, axis=0)             # the first of equal weights
+        anchors = np.clip(np.take_along_axis(means, heaviest[None], 0)[0], -ANCHOR_LIMIT, ANCHOR_LIMIT)
+        return cls(means, indexes, weights, anchors)
+
+    def __len__(self) -> int:
+        return int(self.anchors.shape[0])
+
+    def take(self, rows) -> "MixturePrior":
+        """The prior of a subset of the elements (integer positions or a slice)."""
+        return MixturePrior(self.means[:, rows], self.indexes[:, rows], self.weights[:, rows], self.anchors[rows])
+
+
+# Window rule: component k contributes its *core*, the part of its table outside which at
+# most 2**(level_k - CORE_TAIL_BITS) of the table's mass lies, level_k = WEIGHT_BITS -
+# floor(log2 W_k). As W_k < 2**(WEIGHT_BITS + 1 - level_k), every component leaves less than
+# 2**(1 - CORE_TAIL_BITS) of the element's mass outside the window (to the escape) whatever
+# its weight, and light components widen windows little. Weight 0: no core at all.
+CORE_TAIL_BITS = 14
+WEIGHT_LEVELS = WEIGHT_BITS + 1                  # levels 0 .. WEIGHT_BITS; one more row: weight 0
+_NO_CORE = 2**40                                 # the weight-0 row: an empty core (low > high)
+_LEVEL_OF_WEIGHT = np.concatenate([[WEIGHT_LEVELS], [WEIGHT_BITS - int(w).bit_length() + 1
+                                                     for w in range(1, 2**WEIGHT_BITS + 1)]]).astype(np.int64)
+FLAT_GATHER_WIDTH = 8                           # narrower windows gather entries, wider ones rows
+
+
+@dataclass(frozen=True)
+class _TableArrays:
+    """Integer views of the scale tables for pmf building (derived once per tables object)."""
+
+    padded: np.ndarray      # uint32: MAX_WINDOW zeros, table 0's in-range freqs, MAX_WINDOW zeros, table 1's ...
+    starts: np.ndarray      # int64 (T,): position in ``padded`` of value ``minima[t]``
+    minima: np.ndarray      # int64 (T,)
+    sizes: np.ndarray       # int64 (T,)
+    core_low: np.ndarray    # int64 ((WEIGHT_LEVELS + 1) * T,): first value of the core, relative to the mean
+    core_high: np.ndarray   # int64 ((WEIGHT_LEVELS + 1) * T,): last value of the core; row-major [level, table]
+
+
+_TABLE_CACHE: dict[int, tuple] = {}
+
+
+def _table_arrays(tables) -> _TableArrays:
+    """Padded frequencies and core ranges of ``tables`` (cached while the tables live)."""
+    import weakref
+
+    entry = _TABLE_CACHE.get(id(tables))
+    if entry is not None and entry[0]() is tables:
+        return entry[1]
+    sizes = tables.sizes.astype(np.int64)
+    minima = tables.minima.astype(np.int64)
+    pieces, starts, position = [np.zeros(MAX_WINDOW, np.uint32)], [], MAX_WINDOW
+    low = np.full((WEIGHT_LEVELS + 1, len(sizes)), _NO_CORE, np.int64)
+    high = np.full_like(low, -_NO_CORE)
+    for t, n in enumerate(sizes):
+        freqs = tables.freqs[tables.offsets[t]:tables.offsets[t] + n].astype(np.int64)
+        pieces += [freqs.astype(np.uint32), np.zeros(MAX_WINDOW, np.uint32)]
+        starts.append(position)
+        position += int(n) + MAX_WINDOW
+        # Trim from each end while the trimmed mass stays within half the level's budget;
+        # the mode always stays (integer cumulative sums: exact).
+        mode = int(np.argmax(freqs))
+        left = np.concatenate([[0], np.cumsum(freqs)])[:mode + 1]             # mass before entry i
+        right = np.concatenate([[0], np.cumsum(freqs[::-1])])[:n - mode]      # mass after entry n-1-i
+        for level in range(WEIGHT_LEVELS):
+            budget = (1 << tables.precision) >> max(CORE_TAIL_BITS - level + 1, 0)
+            low[level, t] = minima[t] + np.searchsorted(left, budget, side="right") - 1
+            high[level, t] = minima[t] + n - np.searchsorted(right, budget, side="right")
+    arrays = _TableArrays(np.concatenate(pieces), np.asarray(starts, np.int64), minima, sizes, low.ravel(),
+                          high.ravel())
+
+    def forget(ref, key=id(tables)):
+        if key in _TABLE_CACHE and _TABLE_CACHE[key][0] is ref:
+            del _TABLE_CACHE[key]
+
+    _TABLE_CACHE[id(tables)] = (weakref.ref(tables, forget), arrays)
+    return arrays
+
+
+def mixture_windows(prior: MixturePrior, tables, max_width: int = MAX_WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """Coding windows: element ``i`` has an entry for each value ``lo[i] .. lo[i] + width[i] - 1``.
+
+    The union of the components' *cores* (the part of component k's table outside which
+    at most ``2**(level_k - CORE_TAIL_BITS)`` of its mass lies, ``level_k = WEIGHT_BITS -
+    floor(log2 W_k)``; components of weight 0 add nothing), clipped to
+    ``[anchor - max_width / 2, anchor + max_width / 2 - 1]`` (the window always holds the
+    anchor), then widened upwards to the next width of :data:`WINDOW_WIDTHS`. Integer
+    arithmetic only.
+
+    Returns:
+      (lo, width): int64 (N,) each; ``2 <= width <= max_width``.
+    """
+    arrays = _table_arrays(tables)
+    a = prior.anchors
+    lo, hi = a, a
+    for means, indexes, weights in zip(prior.means, prior.indexes, prior.weights):
+        key = _LEVEL_OF_WEIGHT[weights] * len(arrays.sizes) + indexes
+        lo = np.minimum(lo, means + arrays.core_low[key])
+        hi = np.maximum(hi, means + arrays.core_high[key])
+    half = max_width // 2
+    lo = np.maximum(lo, a - half)
+    hi = np.minimum(hi, a + half - 1)
+    widths = WINDOW_WIDTHS[WINDOW_WIDTHS <= max_width]
+    width = widths[np.minimum(np.searchsorted(widths, hi - lo + 1), len(widths) - 1)]
+    return lo, width
+
+
+def _pmf_rows(prior: MixturePrior, lo: np.ndarray, width: int, arrays: _TableArrays, precision: int,
+              table_precision: int) -> np.ndarray:
+    """:func:`mixture_pmfs` as float64 holding the integers (what constriction is given).
+
+    Every step is exact: the mixture mass ``g`` is uint32 (``sum_k W_k f_k <= 2**16 (2**16 -
+    1)``); ``g * free < 2**52`` is exact in float64, scaling by ``2**-shift`` is exact, and
+    so are the floor and the row sums of integers below 2**53, in any order.
+    """
+    shift = table_precision + WEIGHT_BITS
+    if shift != 32 or not 1 <= precision <= 20:
+        raise ValueError(f"pmfs need 16-bit tables and precision <= 20 (got {table_precision}, {precision})")
+    n = len(prior)
+    if width <= FLAT_GATHER_WIDTH:     # numpy copies many tiny rows slower than single entries
+        steps = np.arange(width, dtype=np.int64)
+
+        def gather(start):
+            return np.take(arrays.padded, start[:, None] + steps)
+    else:
+        windows = np.lib.stride_tricks.sliding_window_view(arrays.padded, width)
+
+        def gather(start):
+            return windows[start]
+    mass = np.zeros((n, width), dtype=np.uint32)
+    for means, indexes, weights in zip(prior.means, prior.indexes, prior.weights):
+        # offset of lo in table idx_k, clipped so that the rows stay inside the zero padding
+        first = np.clip(lo - means - arrays.minima[indexes], -width, arrays.sizes[indexes])
+        mass += weights[:, None] * gather(arrays.starts[indexes] + first)
+    pmf = np.empty((n, width + 1), dtype=np.float64)
+    pmf[:, :width] = mass
+    pmf[:, width] = float(1 << shift) - _row_sums(pmf[:, :width])
+    pmf *= float((1 << precision) - (width + 1)) * 2.0**-shift
+    np.floor(pmf, out=pmf)
+    pmf += 1.0
+    lead = np.argmax(pmf, axis=1)
+    pmf[np.arange(n), lead] += float(1 << precision) - _row_sums(pmf)
+    return pmf
+
+
+def _row_sums(a: np.ndarray) -> np.ndarray:
+    """Row sums of a float64 (n, m) array of integers below 2**53 (exact in any order);
+    column by column for narrow rows, where numpy's strided reduction is slow."""
+    if a.shape[1] > FLAT_GATHER_WIDTH + 1:
+        return a.sum(axis=1)
+    total = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        total += a[:, j]
+    return total
+
+
+def mixture_pmfs(prior: MixturePrior, lo: np.ndarray, width: int, tables, precision: int = PMF_PRECISION
+                 ) -> np.ndarray:
+    """Integer pmfs of elements sharing one window width, exact and vectorised.
+
+    ``g(v) = sum_k W_k f_{idx_k}(v - mu_k)`` for the ``width`` values of each window
+    (``f_t`` the in-range frequencies of table t, zero outside), plus an escape entry
+    holding the rest of the total ``M = 2**(16 + WEIGHT_BITS)`` (each component's mass
+    outside the window, its table's escape frequency included). Then
+    ``q = 1 + floor(g * (2**precision - width - 1) / M)``, and the units the floors lose
+    go to the largest entry (the first of equal ones).
+
+    Args:
+      prior: the elements' prior (n rows).
+      lo: int64 (n,) first value of each window.
+      width: the common window width B, at most ``MAX_WINDOW``.
+      tables: the 16-bit scale tables (:class:`~neurocodec.coding.IntTables`).
+      precision: bits of the result, at most 20.
+    Returns:
+      int64 (n, B + 1): every entry >= 1, each row summing to ``2**precision``; entry
+      ``j < B`` is value ``lo + j``, entry B the escape.
+    """
+    if not 1 <= width <= MAX_WINDOW:
+        raise ValueError(f"window width must be in [1, {MAX_WINDOW}], got {width}")
+    rows = _pmf_rows(prior, np.asarray(lo, np.int64), int(width), _table_arrays(tables), precision, tables.precision)
+    return rows.astype(np.int64)
+
+
+def _chunks(prior: MixturePrior, tables):
+    """Coding order: (positions, prior, lo, width) per coder call. Groups of equal window
+    width in increasing width, each in C order, cut into chunks of at most ``CHUNK_ENTRIES``
+    pmf entries."""
+    lo, width = mixture_windows(prior, tables)
+    order = np.argsort(width, kind="stable")
+    ordered = prior.take(order)
+    lo, width = lo[order], width[order]
+    bounds = [0, *(np.flatnonzero(np.diff(width)) + 1).tolist(), len(order)]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        w = int(width[a])
+        rows = max(1, CHUNK_ENTRIES // (w + 1))
+        for start in range(a, b, rows):
+            part = slice(start, min(start + rows, b))
+            yield order[part], ordered.take(part), lo[part], w
+
+
+def _coder_modules():
+    import constriction
+
+    from ..coding import cpu
+
+    return constriction.stream.queue, constriction.stream.model.Categorical(perfect=False), cpu
+
+
+def encode_mixture(values: np.ndarray, prior: MixturePrior, tables) -> bytes:
+    """Range-code integer latents under their exact mixture pmfs.
+
+    Args:
+      values: int64 (N,), ``round(y)`` in C order; every symbol ``value - anchor`` must fit
+        int32 (any int32 symbol is codable).
+      prior: their :class:`MixturePrior`.
+      tables: the scale tables.
+    Returns:
+      bytes: constriction range coder words (little-endian uint32): every element's window
+      entry (or escape) in the order of :func:`_chunks`, then the bypass codes of the escaped
+      ``value - anchor`` in C order (layout of :mod:`neurocodec.coding.cpu`). ``b""`` for N = 0.
+    """
+    values = np.asarray(values, dtype=np.int64).ravel()
+    if values.shape[0] != len(prior):
+        raise ValueError(f"{values.shape[0]} values for a prior of {len(prior)} elements")
+    if values.size == 0:
+        return b""
+    symbols = values - prior.anchors
+    if symbols.min() < -2**31 or symbols.max() > 2**31 - 1:
+        raise ValueError("every symbol value - anchor must fit int32")
+    queue, family, cpu = _coder_modules()
+    arrays = _table_arrays(tables)
+    encoder = queue.RangeEncoder()
+    escaped = []
+    for positions, part, lo, b in _chunks(prior, tables):
+        local = values[positions] - lo
+        out = (local < 0) | (local >= b)
+        if out.any():
+            escaped.append(positions[out])
+            local[out] = b
+        encoder.encode(local.astype(np.int32), family, _pmf_rows(part, lo, b, arrays, PMF_PRECISION, tables.precision))
+    if escaped:
+        positions = np.sort(np.concatenate(escaped))
+        cpu._encode_bypass(encoder, symbols[positions].astype(np.int32))
+    return encoder.get_compressed().astype("<u4", copy=False).tobytes()
+
+
+def decode_mixture(data: bytes, prior: MixturePrior, tables) -> np.ndarray:
+    """Inverse of :func:`encode_mixture`: bytes + the same prior -> int64 values (N,).
+
+    Raises:
+      FormatError: for data that is not a canonical stream for this prior (length not a
+        multiple of 4, left-over data, an escaped value inside its window, or anything
+        constriction rejects). Work is bounded by N.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes-like, got {type(data).__name__}")
+    raw = memoryview(data).cast("B")
+    if raw.nbytes % 4:
+        raise FormatError(f"coded data must be a whole number of 32-bit words, got {raw.nbytes} bytes")
+    words = np.frombuffer(raw, dtype="<u4").astype(np.uint32)
+    if len(prior) == 0:
+        if words.size:
+            raise FormatError(f"{words.size * 4} bytes of data for 0 symbols")
+        return np.zeros(0, dtype=np.int64)
+    try:
+        return _decode(words, prior, tables)
+    except FormatError:
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException as exc:  # constriction raises AssertionError / ValueError, may panic
+        raise FormatError(f"corrupt coded data: {exc}") from exc
+
+
+def _decode(words: np.ndarray, prior: MixturePrior, tables) -> np.ndarray:
+    queue, family, cpu = _coder_modules()
+    arrays = _table_arrays(tables)
+    decoder = queue.RangeDecoder(words)
+    values = np.empty(len(prior), dtype=np.int64)
+    escaped, low, high = [], [], []
+    for positions, part, lo, b in _chunks(prior, tables):
+        pmf = _pmf_rows(part, lo, b, arrays, PMF_PRECISION, tables.precision)
+        local = np.asarray(decoder.decode(family, pmf), dtype=np.int64)
+        out = local == b
+        if out.any():
+            escaped.append(positions[out])
+            low.append(lo[out])
+            high.append(lo[out] + b)
+        values[positions] = lo + local
+    if escaped:
+        positions = np.concatenate(escaped)
+        order = np.argsort(positions, kind="stable")
+        positions = positions[order]
+        found = cpu._decode_bypass(decoder, positions.size) + prior.anchors[positions]
+        inside = (found >= np.concatenate(low)[order]) & (found < np.concatenate(high)[order])
+        if np.any(inside):
+            raise FormatError("corrupt coded data: escaped value inside its window")
+        values[positions] = found
+    if not decoder.maybe_exhausted():
+        raise FormatError("corrupt coded data: data left over after the last symbol")
+    return values
+
+
+def mixture_ideal_bits(values: np.ndarray, prior: MixturePrior, tables) -> float:
+    """Information content (bits) of ``values`` under the exact integer pmfs the coder uses
+    (escapes: the escape entry plus the bypass code), without the coder's flush."""
+    from ..coding.tables import ESCAPE_LENGTH_ALPHABET, _bit_length, _zigzag
+
+    values = np.asarray(values, dtype=np.int64).ravel()
+    arrays = _table_arrays(tables)
+    bits = 0.0
+    for positions, part, lo, b in _chunks(prior, tables):
+        local = values[positions] - lo
+        out = (local < 0) | (local >= b)
+        local[out] = b
+        pmf = _pmf_rows(part, lo, b, arrays, PMF_PRECISION, tables.precision)
+        bits += float(np.sum(PMF_PRECISION - np.log2(pmf[np.arange(positions.size), local])))
+        if out.any():
+            lengths = _bit_length(_zigzag(values[positions[out]] - prior.anchors[positions[out]]))
+            bits += out.sum() * math.log2(ESCAPE_LENGTH_ALPHABET) + float(np.maximum(lengths - 1, 0).sum())
+    return bits
+
+
+# --------------------------------------------------------------------------- #
+# Entropy model
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class MixtureSymbols(HyperSymbols):
+    """What the coder needs for one image under the mixture model.
+
+    Attributes:
+      z_symbols: int32 (1, Cz, h, w).
+      y_symbols: int32 (1, C, H, W): ``round(y) - anchor``.
+      y_indexes: int32 (1, K, C, H, W): scale-table index of every component.
+      y_hat: float32 (1, C, H, W): ``round(y)`` (clamped to ``+-Y_HAT_LIMIT``).
+      prior: the exact :class:`MixturePrior` (means, indexes, weights, anchors).
+    """
+
+    prior: MixturePrior
+
+
+class MixtureHyperprior(MeanScaleHyperprior):
+    """Hyperprior whose conditional distribution is a K-component Gaussian mixture.
+
+    Latents ``y`` (B, C, H, W), H and W multiples of 4. Same hyper-analysis, z density and
+    hyper-synthesis layers (and parameter names) as :class:`MeanScaleHyperprior`, plus the
+    mixture head ``hyper_synthesis.mixture``.
+
+    Args:
+      latent_channels, hyper_channels, hidden: as for :class:`MeanScaleHyperprior`.
+      components: K, mixture components per latent.
+    """
+
+    def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128, components: int = 3):
+        super().__init__(latent_channels, hyper_channels, hidden)
+        self.components = int(components)
+        self.hyper_synthesis = MixtureHyperSynthesis(hyper_channels, hidden, latent_channels, self.components)
+
+    # -- training face -----------------------------------------------------------
+    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor, rate_proxy: str | None = None
+                ) -> dict[str, torch.Tensor]:
+        """Training face; same contract as :meth:`MeanScaleHyperprior.forward`.
+
+        Args:
+          y: float32 (B, C, H, W) scaled latents.
+          log2_gain: float32 (B, C, 1, 1).
+          rate_proxy: ``"noise"`` (information content of ``y + u``, u ~ U(-1/2, 1/2)) or
+            ``"round"`` (of ``round(y)``, straight-through: the coded symbols); default
+            ``self.rate_proxy``.
+        Returns:
+          dict: ``y_hat`` (B, C, H, W) (``round(y)``, straight-through), ``y_bits``
+          (B, C, H, W) (:func:`mixture_bits`), ``z_bits`` (B, Cz, H/4, W/4).
+        """
+        z_hat, z_bits = self.hyper_rate(y)
+        mean, index, logit = self.hyper_synthesis(z_hat, log2_gain)
+        proxy = rate_proxy or self.rate_proxy
+        if proxy == "noise":
+            values = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        elif proxy == "round":
+            values = round_ste(y)
+        else:
+            raise ValueError(f"rate proxy must be one of {RATE_PROXIES}, got {proxy!r}")
+        return {"y_hat": round_ste(y), "y_bits": mixture_bits(values, mean, index, logit), "z_bits": z_bits}
+
+    # -- coding face ---------------------------------------------------------------
+    def _prior(self, z_symbols: np.ndarray, quality: float) -> MixturePrior:
+        """Exact prior of every latent of one image."""
+        log2_gain = quality_log2_gain(self.prior_params["log2_gain"], quality)
+        mean, index, weight = self.hyper_synthesis.forward_exact(torch.from_numpy(z_symbols), self.prior_params,
+                                                                 log2_gain)
+        return MixturePrior.from_tensors(mean, index, weight)
+
+    @staticmethod
+    def _check_coder(coder: str, error: type[Exception]) -> None:
+        if coder != "cpu":
+            raise error(f"the Gaussian mixture model codes with the 'cpu' coder (cpu-range) only, got {coder!r}")
+
+    @torch.no_grad()
+    def quantise(self, y: torch.Tensor, quality: float) -> MixtureSymbols:
+        """Encoder side: scaled latents float32 (1, C, H, W) at ``quality`` -> symbols and prior."""
+        self._require_tables()
+        z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
+        z_symbols = torch.clamp(torch.round(z), -Z_LIMIT, Z_LIMIT).to(torch.int32).numpy()
+        prior = self._prior(z_symbols, quality)
+        y_round = torch.clamp(torch.round(y.double()), -Y_HAT_LIMIT, Y_HAT_LIMIT).to(torch.int64)
+        shape = tuple(y.shape)
+        y_symbols = (y_round.numpy().ravel() - prior.anchors).astype(np.int32).reshape(shape)
+        y_indexes = prior.indexes.reshape(1, -1, *shape[1:]).astype(np.int32)
+        return MixtureSymbols(z_symbols, y_symbols, y_indexes, y_round.float(), prior)
+
+    def encode(self, symbols: MixtureSymbols, coder: str = "cpu") -> list[bytes]:
+        """Symbols -> [z segment, y segment] (the y segment: :func:`encode_mixture`)."""
+        from ..coding import get_backend
+
+        self._check_coder(coder, ValueError)
+        z_bytes = get_backend(coder).encode(symbols.z_symbols, self._z_indexes(symbols.z_symbols.shape), self.z_tables)
+        values = symbols.y_symbols.astype(np.int64).ravel() + symbols.prior.anchors
+        return [z_bytes, encode_mixture(values, symbols.prior, self.y_tables)]
+
+    @torch.no_grad()
+    def decode(self, segments: list[bytes], y_shape: tuple[int, int, int, int], quality: float,
+               coder: str = "cpu") -> torch.Tensor:
+        """[z segment, y segment] -> y_hat float32 ``y_shape`` (1, C, H, W).
+
+        Raises FormatError for a wrong segment count, another coder than ``cpu`` (this model
+        never writes one) or corrupt data."""
+        from ..coding import get_backend
+
+        self._require_tables()
+        self._check_coder(coder, FormatError)
+        if len(segments) != self.num_segments:
+            raise FormatError(f"this model codes a tile in {self.num_segments} segments, got {len(segments)}")
+        b, c, h, w = y_shape
+        z_shape = (b, self.hyper_channels, h // 4, w // 4)
+        z_symbols = get_backend(coder).decode(segments[0], self._z_indexes(z_shape), self.z_tables).reshape(z_shape)
+        values = decode_mixture(segments[1], self._prior(z_symbols, quality), self.y_tables)
+        return torch.from_numpy(values.reshape(y_shape)).float()
