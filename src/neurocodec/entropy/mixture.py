@@ -20,11 +20,13 @@ logit (:class:`MixtureHyperSynthesis`). The quality's gain enters every componen
   ``g(v) = sum_k W_k f_{idx_k}(v - mu_k)`` (int64, total mass ``2**(16 + WEIGHT_BITS)``
   including the escape's share: every component's mass outside the window), renormalised
   to ``2**PMF_PRECISION`` with every entry >= 1 (:func:`mixture_pmfs`);
-* the window is the union of the components' table ranges, clipped to ``MAX_WINDOW``
-  values around the *anchor* (the mean of the heaviest component) and widened to a width
-  from :data:`WINDOW_WIDTHS` (:func:`mixture_windows`); values outside are the escape
+* the window is the union of the components' *cores* (their tables trimmed of tails
+  that, weighted, hold less than ``2**(1 - CORE_TAIL_BITS)`` of the mass), clipped to
+  ``MAX_WINDOW`` values around the *anchor* (the mean of the heaviest component) and
+  widened to a width from :data:`WINDOW_WIDTHS` (:func:`mixture_windows`); values outside
+  are the escape
   entry plus a bypass code of ``round(y) - anchor`` (the bypass of
-  :mod:`neurocodec.coding.cpu`);
+  :mod:`neurocodec.coding.cpu`): any int32 symbol is codable;
 * elements are coded grouped by window width (increasing), each group in C order and in
   chunks, with constriction's lazy ``Categorical`` family (``perfect=False``) given the
   integer frequencies as float64: integers below 2**53 summing to a power of two, so its
