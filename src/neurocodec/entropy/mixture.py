@@ -24,8 +24,7 @@ logit (:class:`MixtureHyperSynthesis`). The quality's gain enters every componen
   that, weighted, hold less than ``2**(1 - CORE_TAIL_BITS)`` of the mass), clipped to
   ``MAX_WINDOW`` values around the *anchor* (the mean of the heaviest component) and
   widened to a width from :data:`WINDOW_WIDTHS` (:func:`mixture_windows`); values outside
-  are the escape
-  entry plus a bypass code of ``round(y) - anchor`` (the bypass of
+  are the escape entry plus a bypass code of ``round(y) - anchor`` (the bypass of
   :mod:`neurocodec.coding.cpu`): any int32 symbol is codable;
 * elements are coded grouped by window width (increasing), each group in C order and in
   chunks, with constriction's lazy ``Categorical`` family (``perfect=False``) given the
