@@ -658,3 +658,10 @@ def test_train_refuses_other_architecture_on_resume(capsys, tmp_path, fake_train
     code, _, err = run(capsys, "train", tmp_path / "data", tmp_path / "run", "--architecture", "conv-hyperprior")
     assert code == 2
     assert_one_error_line(err, "conv-hyperprior")
+
+
+def test_train_help_lists_every_registered_architecture():
+    from neurocodec.cli import ARCHITECTURE_NAMES
+    from neurocodec.models import ARCHITECTURES
+
+    assert sorted(ARCHITECTURE_NAMES) == sorted(ARCHITECTURES)

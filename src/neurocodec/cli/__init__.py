@@ -22,6 +22,10 @@ PROG = "neurocodec"
 DEFAULT_QUALITY = 4
 #: Defaults of neurocodec.train.TrainConfig shown in 'neurocodec train --help' (kept here
 #: so that --help does not import torch; a test checks they agree).
+# The registered architectures (neurocodec.models.ARCHITECTURES), spelled out so that
+# ``--help`` does not import torch; tests/test_cli.py keeps the two equal.
+ARCHITECTURE_NAMES = ("block-hyperprior", "block-context", "block-mixture", "block-mcquic", "conv-hyperprior",
+                      "swinv2-hyperprior", "region-hyperprior", "walloc")
 TRAIN_DEFAULTS = {"architecture": "block-hyperprior", "steps": 10000, "batch": 8, "crop": 128, "lr": 5e-4,
                   "threads": 1, "entropy_warmup": 0, "seed": 0}
 
@@ -331,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="folder for the checkpoint and logs (created if missing)")
     d = TRAIN_DEFAULTS
     p.add_argument("--architecture", metavar="NAME",
-                   help=f"registered architecture: block-hyperprior or conv-hyperprior (default: {d['architecture']})")
+                   help=f"registered architecture, one of {', '.join(ARCHITECTURE_NAMES)} "
+                        f"(docs/models.md, docs/entropy-models.md, docs/transforms.md; default: {d['architecture']})")
     p.add_argument("--steps", type=_int, metavar="N", help=f"total optimisation steps of the run (default: {d['steps']})")
     p.add_argument("--batch", type=_int, metavar="N", help=f"crops per step (default: {d['batch']})")
     p.add_argument("--crop", type=_int, metavar="PX", help=f"crop side in pixels (default: {d['crop']})")
