@@ -7,6 +7,11 @@ images in the same run, each in its own worker process (so peak memory is per co
 alternating rounds, with the same number of torch threads. Reported: the median over
 images of each image's median time, the ratio neurocodec / CompressAI, and each worker's
 peak RSS (and its RSS after loading the model, so the coding's own memory is visible).
+Times are wall-clock, and also CPU time of the worker process (user + system, all
+threads): on a shared, loaded machine the CPU time measures the work and the wall time
+also the waiting; with more than one thread the CPU time includes the threads' spinning.
+``--threads 1`` writes the section ``speed`` of docs/benchmarks.md, ``--threads N`` the
+section ``speed-N-threads``.
 
 CompressAI is not a dependency. It needs torchvision at import, and PyPI's torchvision
 does not load beside the CPU torch 2.13 wheel used here, so the run uses a separate venv
@@ -16,6 +21,7 @@ does not load beside the CPU torch 2.13 wheel used here, so the run uses a separ
     /work/venv-cai/bin/pip install torch==2.14.1 torchvision==0.29.1 compressai==1.2.8
     /work/venv-cai/bin/pip install -e .
     python benchmarks/speed.py --python /work/venv-cai/bin/python          # writes docs
+    python benchmarks/speed.py --python /work/venv-cai/bin/python --threads 2
     python benchmarks/speed.py --python /work/venv-cai/bin/python --images 2 --no-docs
 """
 
@@ -112,22 +118,23 @@ def run_worker(kind: str, folder: str, images: int, repeats: int, threads: int, 
     paths = sorted(Path(folder).glob("*.png"))[: images or None]
     worker = WORKERS[kind](quality, model)
     loaded_rss = _current_rss_mb()
-    enc, dec = [], []
+    times = {key: [] for key in ("encode_s", "decode_s", "encode_cpu_s", "decode_cpu_s")}
     for path in paths:
         img = np.asarray(Image.open(path).convert("RGB")).copy()
         worker.decode(worker.encode(img))  # warm-up (first-call allocations, lazy imports)
-        e, d = [], []
+        runs = {key: [] for key in times}
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             data = worker.encode(img)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             worker.decode(data)
-            t2 = time.perf_counter()
-            e.append(t1 - t0)
-            d.append(t2 - t1)
-        enc.append(statistics.median(e))
-        dec.append(statistics.median(d))
-    return {"label": worker.label, "encode_s": enc, "decode_s": dec, "loaded_rss_mb": loaded_rss,
+            t2, c2 = time.perf_counter(), time.process_time()
+            for key, value in (("encode_s", t1 - t0), ("decode_s", t2 - t1), ("encode_cpu_s", c1 - c0),
+                               ("decode_cpu_s", c2 - c1)):
+                runs[key].append(value)
+        for key in times:
+            times[key].append(statistics.median(runs[key]))
+    return {"label": worker.label, **times, "loaded_rss_mb": loaded_rss,
             "peak_rss_mb": _rss_mb(), "torch": torch.__version__, "threads": threads}
 
 
@@ -166,41 +173,51 @@ def main(argv=None) -> int:
             runs[kind].append(json.loads(proc.stdout.strip().splitlines()[-1]))
     summary = {}
     for kind, results in runs.items():
-        # Per image, the fastest round's median: the rounds differ only by machine load.
-        enc = [min(r["encode_s"][i] for r in results) for i in range(len(results[0]["encode_s"]))]
-        dec = [min(r["decode_s"][i] for r in results) for i in range(len(results[0]["decode_s"]))]
-        summary[kind] = {"label": results[0]["label"], "encode_s": statistics.median(enc),
-                         "decode_s": statistics.median(dec), "per_image_encode_s": enc, "per_image_decode_s": dec,
-                         "loaded_rss_mb": max(r["loaded_rss_mb"] for r in results),
+        summary[kind] = {"label": results[0]["label"], "loaded_rss_mb": max(r["loaded_rss_mb"] for r in results),
                          "peak_rss_mb": max(r["peak_rss_mb"] for r in results), "torch": results[0]["torch"]}
+        for key in ("encode_s", "decode_s", "encode_cpu_s", "decode_cpu_s"):
+            # Per image, the fastest round's median: the rounds differ only by machine load.
+            per_image = [min(r[key][i] for r in results) for i in range(len(results[0][key]))]
+            summary[kind][key] = statistics.median(per_image)
+            summary[kind]["per_image_" + key] = per_image
     n, c = summary["neurocodec"], summary["compressai"]
-    ratios = {"encode": n["encode_s"] / c["encode_s"], "decode": n["decode_s"] / c["decode_s"]}
+    ratios = {"encode": n["encode_s"] / c["encode_s"], "decode": n["decode_s"] / c["decode_s"],
+              "encode_cpu": n["encode_cpu_s"] / c["encode_cpu_s"], "decode_cpu": n["decode_cpu_s"] / c["decode_cpu_s"]}
     images = len(n["per_image_encode_s"])
     minutes = (time.time() - started) / 60
+    title = "## Speed against CompressAI" + ("" if args.threads == 1 else f", {args.threads} threads")
+    options = (f"{' --images ' + str(args.images) if args.images else ''}"
+               f"{' --threads ' + str(args.threads) if args.threads != 1 else ''}")
     lines = [
-        "## Speed against CompressAI", "",
-        f"Generated by `python benchmarks/speed.py --python <venv with compressai>"
-        f"{' --images ' + str(args.images) if args.images else ''}` on {time.strftime('%Y-%m-%d')}: "
+        title, "",
+        f"Generated by `python benchmarks/speed.py --python <venv with compressai>{options}` on "
+        f"{time.strftime('%Y-%m-%d')}: "
         f"{images} Kodak images, {args.threads} torch thread(s), torch {n['torch']} in both workers, "
         f"{args.rounds} alternating rounds x {args.repeats} repeats (per image: median of the repeats, fastest "
         f"round; then the median over images), {minutes:.1f} minutes. Each codec runs in its own process; "
         "peak RSS is that process's maximum resident set (it includes torch itself; 'after load' is the "
-        "resident set once the model is loaded). The machine is shared: compare the ratios, not the seconds.", "",
-        "| codec | encode s | decode s | encode ratio | decode ratio | RSS after load MB | peak RSS MB |",
-        "|---|---|---|---|---|---|---|",
-        f"| {c['label']} | {c['encode_s']:.3f} | {c['decode_s']:.3f} | 1 | 1 | {c['loaded_rss_mb']:.0f} | "
-        f"{c['peak_rss_mb']:.0f} |",
+        "resident set once the model is loaded). The machine is shared: compare the ratios, not the seconds. "
+        "Wall-clock time, then CPU time of the process (all threads; on a loaded machine the steadier "
+        "measure of the work).", "",
+        "| codec | encode s | decode s | encode ratio | decode ratio | encode CPU s | decode CPU s | "
+        "CPU ratio encode / decode | RSS after load MB | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {c['label']} | {c['encode_s']:.3f} | {c['decode_s']:.3f} | 1 | 1 | {c['encode_cpu_s']:.3f} | "
+        f"{c['decode_cpu_s']:.3f} | 1 / 1 | {c['loaded_rss_mb']:.0f} | {c['peak_rss_mb']:.0f} |",
         f"| {n['label']} | {n['encode_s']:.3f} | {n['decode_s']:.3f} | {ratios['encode']:.2f} | "
-        f"{ratios['decode']:.2f} | {n['loaded_rss_mb']:.0f} | {n['peak_rss_mb']:.0f} |",
+        f"{ratios['decode']:.2f} | {n['encode_cpu_s']:.3f} | {n['decode_cpu_s']:.3f} | "
+        f"{ratios['encode_cpu']:.2f} / {ratios['decode_cpu']:.2f} | {n['loaded_rss_mb']:.0f} | "
+        f"{n['peak_rss_mb']:.0f} |",
     ]
     text = "\n".join(lines)
     print(text)
     if not args.no_docs:
         from neurocodec.bench.report import update_section
 
-        update_section(ROOT / "docs" / "benchmarks.md", "speed", text)
-        (ROOT / "benchmarks" / "results" / "speed.json").write_text(json.dumps({"summary": summary, "runs": runs,
-                                                                               "ratios": ratios}, indent=1))
+        suffix = "" if args.threads == 1 else f"-{args.threads}-threads"
+        update_section(ROOT / "docs" / "benchmarks.md", "speed" + suffix, text)
+        (ROOT / "benchmarks" / "results" / f"speed{suffix}.json").write_text(
+            json.dumps({"summary": summary, "runs": runs, "ratios": ratios, "threads": args.threads}, indent=1))
     return 0
 
 
