@@ -14,13 +14,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import load_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,18 +39,9 @@ TINY = dict(refine_blocks=1, refine_hidden=16, pixel_hidden=8, hyper_channels=8,
             slices=[6, 18, 48, 120], context_hidden=16)
 
 
-def _load(name: str, path: Path):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
-
-fuzz = _load("fuzz_decoder", ROOT / "benchmarks" / "fuzz_decoder.py")
-tdet = _load("neurocodec_test_determinism", ROOT / "tests" / "test_determinism.py")
+fuzz = load_module("fuzz_decoder", ROOT / "benchmarks" / "fuzz_decoder.py")
+tdet = load_module("neurocodec_test_determinism", ROOT / "tests" / "test_determinism.py")
 
 
 def tiny_context_model(seed: int = 0, active: bool = True):

@@ -17,13 +17,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import export_tiny, load_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,17 +36,8 @@ TINY = dict(refine_blocks=1, refine_hidden=16, pixel_hidden=8, coarse_widths=[8,
             fine_stages=2, fine_codebooks=2, codebook_size=16, level_hidden=16)
 
 
-def _load(name: str, path: Path):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
-
-fuzz = _load("fuzz_decoder", ROOT / "benchmarks" / "fuzz_decoder.py")
+fuzz = load_module("fuzz_decoder", ROOT / "benchmarks" / "fuzz_decoder.py")
 
 
 def _images(count: int, size: int, seed: int) -> torch.Tensor:
@@ -80,11 +70,8 @@ def tiny_model(seed: int = 0):
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    from neurocodec.zoo import export_weights
-
-    path = tmp_path_factory.mktemp("mcquic") / "mcquic-tiny.safetensors"
-    export_weights(tiny_model(), path, "mcquic-tiny", description="random block-mcquic weights for tests")
-    return path
+    return export_tiny(tiny_model(), tmp_path_factory.mktemp("mcquic"), "mcquic-tiny",
+                       "random block-mcquic weights for tests")
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import export_tiny, load_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,18 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(refine_blocks=1, refine_hidden=16, pixel_hidden=8, hyper_channels=8, hyper_hidden=16)
 
 
-def _load(name: str, path: Path):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
-
-fuzz = _load("fuzz_decoder", ROOT / "benchmarks" / "fuzz_decoder.py")
-tdet = _load("neurocodec_test_determinism", ROOT / "tests" / "test_determinism.py")
+fuzz = load_module("fuzz_decoder", ROOT / "benchmarks" / "fuzz_decoder.py")
+tdet = load_module("neurocodec_test_determinism", ROOT / "tests" / "test_determinism.py")
 
 
 def tiny_mixture_model(seed: int = 0, components: int = 3):
@@ -79,11 +69,8 @@ def tiny_mixture_model(seed: int = 0, components: int = 3):
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    from neurocodec.zoo import export_weights
-
-    path = tmp_path_factory.mktemp("mixture") / "mix-tiny.safetensors"
-    export_weights(tiny_mixture_model(), path, "mix-tiny", description="random block-mixture weights for tests")
-    return path
+    return export_tiny(tiny_mixture_model(), tmp_path_factory.mktemp("mixture"), "mix-tiny",
+                       "random block-mixture weights for tests")
 
 
 @pytest.fixture(scope="module")
