@@ -26,7 +26,7 @@ result divided back, exactly), so every intermediate is still an integer;
 :func:`winograd_conv3x3` bounds every one of them from ``max |x|`` and the weights before
 it starts and takes the larger tiles only if the bound is below ``2**52``, the smaller
 ones likewise, else the direct convolution (for the shipped prior F(4x4, 3x3) always
-holds on the first two layers and on the third up to activations of about 41000, 60
+holds on the first two layers and on the third up to activations of about 40000, 50
 times the largest seen on Kodak at any quality). Stride-2 5x5 transposed convolutions are rewritten as one
 3x3 convolution with four outputs per channel (one per output phase) whose results are
 interleaved. Every route gives exactly the integers of the direct convolution.
@@ -188,7 +188,8 @@ _STEP_ELEMENTS = 3_500_000
 def _winograd_matrices(m: int) -> dict[str, torch.Tensor]:
     """float64 integer matrices of F(m x m, 3x3), n = m + 2, for position ``k = n i + j``:
 
-    ``bt`` (n, n); ``in_growth`` (n^2,): the largest ``|B^T d B|_k`` for ``|d| <= 1``;
+    ``bt`` (n, n) and ``btk`` = ``kron(B^T, B^T)`` (n^2, n^2); ``in_growth`` (n^2,): the
+    largest ``|B^T d B|_k`` for ``|d| <= 1``; ``scale`` (): the square of G's scale;
     ``gk`` (n^2, 9): ``kron(G, G)`` (from 3x3 tap ``3 a + b``); ``gk_phased`` (4 n^2, 25):
     the same for the four phases of a stride-2 5x5 transposed convolution (row
     ``4 k + 2 p + q``, from 5x5 tap ``5 a + b``); ``ak`` (m^2, n^2): ``kron(A^T, A^T)``.
@@ -203,9 +204,9 @@ def _winograd_matrices(m: int) -> dict[str, torch.Tensor]:
                     if ka is not None and kb is not None:
                         select[p, q, 3 * a + b, 5 * ka + kb] = 1.0
     rows = bt.abs().sum(dim=1)
-    return {"bt": bt, "in_growth": torch.outer(rows, rows).reshape(-1), "gk": gk,
+    return {"bt": bt, "btk": torch.kron(bt, bt), "in_growth": torch.outer(rows, rows).reshape(-1), "gk": gk,
             "gk_phased": torch.einsum("kt,pqts->kpqs", gk, select).reshape(-1, 25),
-            "ak": torch.kron(at, at)}
+            "ak": torch.kron(at, at), "scale": torch.tensor(float(_WINOGRAD[m][3] ** 2), dtype=torch.float64)}
 
 
 def _winograd_filters(weight: torch.Tensor, transposed: bool, m: int) -> tuple[torch.Tensor, float]:
@@ -276,7 +277,7 @@ def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, 
 def _winograd(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor, m: int, transposed: bool) -> torch.Tensor:
     """F(m x m, 3x3) with transformed filters u (n^2, C_out', C_in); see :func:`winograd_conv3x3`."""
     mats = _winograd_matrices(m)
-    scale = float(_WINOGRAD[m][3] ** 2)
+    scale = mats["scale"]
     n = m + 2
     batch, c_in, height, width = x.shape
     c_out = u.shape[1]  # 4 C_out if transposed
@@ -295,25 +296,28 @@ def _winograd(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor, m: int, tran
     for b in range(batch):
         for r0 in range(0, th, step):
             rows = min(step, th - r0)
-            v = _winograd_input(xp[b, :, m * r0:m * (r0 + rows) + 2], mats["bt"], m)
+            v = _winograd_input(xp[b, :, m * r0:m * (r0 + rows) + 2], mats["btk"], m)
             prod = torch.bmm(u, v)  # (n^2, C_out', rows * tw); one call: few thread synchronisations
-            o = torch.mm(mats["ak"], prod.view(n * n, -1)).div_(scale)  # exact: integer quotients
-            torch.add(bias_view, o.view(target.shape[1:-2] + (rows, tw)), out=target[b, ..., r0:r0 + rows, :])
+            o = torch.mm(mats["ak"], prod.view(n * n, -1))
+            # bias + 1 * o / scale: the quotient is an integer, so every step is exact
+            torch.addcdiv(bias_view, o.view(target.shape[1:-2] + (rows, tw)), scale,
+                          out=target[b, ..., r0:r0 + rows, :])
     size = (2 * height, 2 * width) if transposed else (height, width)
     if out.shape[-2:] != size:
         out = out[:, :, :size[0], :size[1]].contiguous()
     return out
 
 
-def _winograd_input(xp: torch.Tensor, bt: torch.Tensor, m: int) -> torch.Tensor:
+def _winograd_input(xp: torch.Tensor, btk: torch.Tensor, m: int) -> torch.Tensor:
     """Input transform ``B^T d B`` of the (m + 2)^2 tiles (stride m) of padded rows
-    (C, m rows + 2, m tw + 2) -> float64 (n^2, C, rows * tw), position ``n i + j``."""
+    (C, m rows + 2, m tw + 2) -> float64 (n^2, C, rows * tw), position ``n i + j``;
+    ``btk`` is ``kron(B^T, B^T)``."""
     n = m + 2
     c = xp.shape[0]
     tiles = xp.unfold(1, n, m).unfold(2, n, m)  # (C, rows, tw, n, n), a view
     rows, tw = tiles.shape[1:3]
     # B^T d B = sum over (k, l) of bt[i, k] bt[j, l] d[k, l], as one small GEMM
-    v = torch.mm(torch.kron(bt, bt), tiles.permute(3, 4, 0, 1, 2).reshape(n * n, -1))
+    v = torch.mm(btk, tiles.permute(3, 4, 0, 1, 2).reshape(n * n, -1))
     return v.view(n * n, c, rows * tw)
 
 
