@@ -279,7 +279,7 @@ def _winograd(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor, m: int, tran
     mats = _winograd_matrices(m)
     scale = mats["scale"]
     n = m + 2
-    batch, c_in, height, width = x.shape
+    batch, _, height, width = x.shape
     c_out = u.shape[1]  # 4 C_out if transposed
     th, tw = -(-height // m), -(-width // m)
     xp = F.pad(x, (1, m * tw - width + 1, 1, m * th - height + 1))
