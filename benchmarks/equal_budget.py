@@ -93,12 +93,16 @@ def run_dir(args, table: str, entry: Entry) -> Path:
     return Path(args.runs) / table / entry.label
 
 
-def finished_step(run: Path) -> int:
+def last_log_record(run: Path) -> dict | None:
+    """The run's last training-log record (step, seconds, ...), or None before the first."""
     log = run / "log.jsonl"
-    if not log.exists():
-        return 0
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return lines[-1]["step"] if lines else 0
+    lines = [line for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    return json.loads(lines[-1]) if lines else None
+
+
+def finished_step(run: Path) -> int:
+    record = last_log_record(run)
+    return record["step"] if record else 0
 
 
 def train_entries(table: str, entries: list[Entry], args) -> None:
@@ -134,8 +138,8 @@ def export(table: str, entry: Entry, args) -> Path:
 
 
 def seconds_per_step(run: Path) -> float:
-    lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    return lines[-1]["seconds"] / lines[-1]["step"]
+    record = last_log_record(run)
+    return record["seconds"] / record["step"]
 
 
 def interleaved_times(codecs: dict, images, quality: float, rounds: int) -> dict[str, tuple[float, float]]:

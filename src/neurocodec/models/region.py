@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from ..transforms.region import RegionAdaptiveBlock, RegionPartition
-from .swin import SCALES, StagedConvHyperprior
+from .staged import SCALES, StagedConvHyperprior
 
 
 class RegionHyperprior(StagedConvHyperprior):
