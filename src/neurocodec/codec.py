@@ -133,12 +133,17 @@ class Codec:
         ``effort`` > 0 optimises the latents of this image for that many steps before
         coding (slower encoding, smaller files at equal quality; decoding is unchanged).
         """
-        return self.compress_with_reconstruction(image, quality, bpp=bpp, psnr=psnr, effort=effort)[0]
+        return self._compress(image, quality, bpp, psnr, effort, reconstruct=False)[0]
 
     def compress_with_reconstruction(self, image: Any, quality: float | None = None, *, bpp: float | None = None,
                                      psnr: float | None = None, effort: int = 0) -> tuple[bytes, np.ndarray]:
         """As :meth:`compress`; also returns uint8 (H, W, 3): exactly what any decoder of
-        this stream reconstructs on this machine."""
+        this stream reconstructs on this machine (the synthesis runs once more, so this
+        costs about a decode more than :meth:`compress`)."""
+        return self._compress(image, quality, bpp, psnr, effort, reconstruct=True)
+
+    def _compress(self, image: Any, quality: float | None, bpp: float | None, psnr: float | None, effort: int,
+                  reconstruct: bool) -> tuple[bytes, np.ndarray | None]:
         import torch
 
         if sum(v is not None for v in (quality, bpp, psnr)) > 1:
@@ -155,11 +160,11 @@ class Codec:
         with torch.inference_mode():
             if bpp is None and psnr is None:
                 q = _as_stored_quality(check_quality(self.quality if quality is None else quality))
-                segments, recon = self._encode_tiles(array, tiles, q, effort=effort)
+                segments, recon = self._encode_tiles(array, tiles, q, effort=effort, reconstruct=reconstruct)
             else:
-                q, segments, recon = self._search_quality(array, tiles, bpp, psnr)
+                q, segments, recon = self._search_quality(array, tiles, bpp, psnr, reconstruct)
                 if effort:
-                    segments, recon = self._encode_tiles(array, tiles, q, effort=effort)
+                    segments, recon = self._encode_tiles(array, tiles, q, effort=effort, reconstruct=reconstruct)
         return self._pack(segments, q, height, width, tile), recon
 
     def compress_with_latents(self, image: Any, quality: float | None = None) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -221,13 +226,14 @@ class Codec:
         return pack(header, segments)
 
     def _encode_tiles(self, array: np.ndarray, tiles, q: float, latents: list | None = None, effort: int = 0,
-                      keep_latents: list | None = None):
+                      keep_latents: list | None = None, reconstruct: bool = True):
         """Encode every tile at quality q (streaming when no cached latents are given);
-        ``keep_latents`` receives each tile's dequantised latents."""
+        ``keep_latents`` receives each tile's dequantised latents. Returns (segments,
+        reconstruction uint8 (H, W, 3), or None without ``reconstruct``)."""
         import torch
 
         segments: list[bytes] = []
-        recon = np.empty_like(array)
+        recon = np.empty_like(array) if reconstruct else None
         for i, (top, left, h, w) in enumerate(tiles):
             if latents is not None:
                 y = latents[i]
@@ -240,11 +246,14 @@ class Codec:
             segments += tile_segments
             if keep_latents is not None:
                 keep_latents.append(y_hat)
-            recon[top:top + h, left:left + w] = _to_uint8(self.model.reconstruct(y_hat, q), h, w)
+            if reconstruct:
+                recon[top:top + h, left:left + w] = _to_uint8(self.model.reconstruct(y_hat, q), h, w)
         return segments, recon
 
-    def _search_quality(self, array: np.ndarray, tiles, bpp: float | None, psnr: float | None):
-        """Find the quality whose stream meets a bpp or PSNR target (analysis runs once)."""
+    def _search_quality(self, array: np.ndarray, tiles, bpp: float | None, psnr: float | None,
+                        reconstruct: bool = True):
+        """Find the quality whose stream meets a bpp or PSNR target (analysis runs once).
+        Returns (quality, segments, reconstruction or None)."""
         from .metrics import psnr as psnr_of
 
         latents = [self.model.analysis(self._to_tensor(array[t:t + h, l:l + w])[0]) for t, l, h, w in tiles]
@@ -269,7 +278,10 @@ class Codec:
         # every trial costs a full prior evaluation and entropy coding.
         tolerance = 0.01 if bpp is not None else 0.02
         q = _solve_monotone(measure, target, tolerance)
-        segments, recon = cache[q][1] if cache[q][1] is not None else self._encode_tiles(array, tiles, q, latents)
+        if cache[q][1] is not None:
+            segments, recon = cache[q][1]
+        else:
+            segments, recon = self._encode_tiles(array, tiles, q, latents, reconstruct=reconstruct)
         return q, segments, recon
 
     def _to_tensor(self, array: np.ndarray):

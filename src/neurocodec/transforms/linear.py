@@ -74,4 +74,12 @@ class BlockDCT(nn.Module):
         return F.conv2d(x, self.basis, stride=self.size, groups=self.channels)
 
     def inverse(self, coefficients: torch.Tensor) -> torch.Tensor:
-        return F.conv_transpose2d(coefficients, self.basis, stride=self.size, groups=self.channels)
+        # The blocks do not overlap, so this is one (size^2 x size^2) matrix product per
+        # block; as a batched matmul it is several times faster on CPU than the equivalent
+        # grouped transposed convolution.
+        b, _, h, w = coefficients.shape
+        k = self.size
+        basis = self.basis[:k * k, 0].reshape(k * k, k * k)  # (frequency, pixel)
+        blocks = torch.matmul(basis.t(), coefficients.reshape(b * self.channels, k * k, h * w))
+        return (blocks.view(b, self.channels, k, k, h, w).permute(0, 1, 4, 2, 5, 3)
+                .reshape(b, self.channels, h * k, w * k))
