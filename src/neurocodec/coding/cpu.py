@@ -42,13 +42,13 @@ from .tables import (
     ESCAPE_LENGTH_ALPHABET,
     IntTables,
     _as_indexes,
-    _bit_length,
+    bit_length,
     _check_coding_inputs,
-    _unzigzag,
-    _zigzag,
+    unzigzag,
+    zigzag,
 )
 
-__all__ = ["CpuRangeCoder"]
+__all__ = ["CpuRangeCoder", "encode_bypass", "decode_bypass"]
 
 _queue = constriction.stream.queue
 _model = constriction.stream.model
@@ -199,7 +199,7 @@ class CpuRangeCoder:
             encoder.encode(local.view(np.int32), self._model_for(models, tables, t))
         if escaped_parts:
             positions = np.sort(np.concatenate(escaped_parts))
-            _encode_bypass(encoder, flat_sym[positions])
+            encode_bypass(encoder, flat_sym[positions])
         return encoder.get_compressed().astype("<u4", copy=False).tobytes()
 
     def decode(self, data: bytes, table_indexes: Any, tables: IntTables) -> np.ndarray:
@@ -271,7 +271,7 @@ class CpuRangeCoder:
         out[order] = sorted_out
         if escaped_parts:
             positions = np.sort(np.concatenate(escaped_parts))
-            values = _decode_bypass(decoder, positions.size)
+            values = decode_bypass(decoder, positions.size)
             t = flat_idx[positions]
             low = tables.minima[t].astype(np.int64)
             if np.any((values >= low) & (values < low + sizes[t])):
@@ -291,10 +291,18 @@ _LENGTH_MODEL = _model.Uniform(ESCAPE_LENGTH_ALPHABET)
 _UNIFORM_FAMILY = _model.Uniform()
 
 
-def _encode_bypass(encoder, values: np.ndarray) -> None:
-    """Appends the bypass code of int32 `values` (K,) to `encoder` (layout parts 2-3)."""
-    codes = _zigzag(values)
-    lengths = _bit_length(codes)
+def encode_bypass(encoder, values: np.ndarray) -> None:
+    """Appends the bypass code of int32 `values` (K,) to `encoder` (layout parts 2-3).
+
+    The escape payload of this backend, public for entropy models that code their own
+    symbols with constriction (the mixture model): `encoder` is a constriction
+    `stream.queue.RangeEncoder`; any int32 value is codable, in
+    `log2(33)` bits of length plus the `floor(log2(2|v|))` bits below the leading one
+    (about `log2|v| + 6` bits); :func:`decode_bypass` on the matching decoder returns the
+    values exactly.
+    """
+    codes = zigzag(values)
+    lengths = bit_length(codes)
     encoder.encode(lengths.astype(np.int32), _LENGTH_MODEL)
     widths, present = _bypass_chunks(lengths)
     if not present.any():
@@ -310,8 +318,10 @@ def _encode_bypass(encoder, values: np.ndarray) -> None:
     )
 
 
-def _decode_bypass(decoder, count: int) -> np.ndarray:
-    """Reads `count` bypass-coded values; returns them as int64 `(count,)` in int32 range."""
+def decode_bypass(decoder, count: int) -> np.ndarray:
+    """Reads `count` values written by :func:`encode_bypass` from a constriction
+    `stream.queue.RangeDecoder`; returns them as int64 `(count,)` in int32 range.
+    Raises `FormatError` on an invalid length field (corrupt data)."""
     lengths = np.asarray(decoder.decode(_LENGTH_MODEL, count), dtype=np.int64)
     if lengths.shape != (count,) or lengths.min() < 0 or lengths.max() > 32:
         raise FormatError("corrupt coded data: invalid escape length")
@@ -322,4 +332,4 @@ def _decode_bypass(decoder, count: int) -> np.ndarray:
         chunks[present] = np.asarray(decoder.decode(_UNIFORM_FAMILY, sizes), dtype=np.int64)
     lead = np.where(lengths > 0, np.int64(1) << np.maximum(lengths - 1, 0), 0)
     codes = lead | chunks[:, 0] | (chunks[:, 1] << _CHUNK_BITS)
-    return _unzigzag(codes)
+    return unzigzag(codes)

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError
-from .tables import IntTables, _as_indexes, _bit_length, _check_coding_inputs, _unzigzag, _zigzag
+from .tables import IntTables, _as_indexes, bit_length, _check_coding_inputs, unzigzag, zigzag
 
 __all__ = [
     "LaneCoder",
@@ -125,7 +125,7 @@ def _log2_q16(values: np.ndarray) -> np.ndarray:
     function of `v` on every machine. Used only to plan the number of lanes.
     """
     v = np.asarray(values, dtype=np.int64)
-    whole = _bit_length(v) - 1
+    whole = bit_length(v) - 1
     m = np.where(whole <= 16, v << np.maximum(16 - whole, 0), v >> np.maximum(whole - 16, 0))
     frac = np.zeros_like(v)
     for _ in range(16):
@@ -236,7 +236,7 @@ class LaneTables:
         """Exact integer size estimate (1/65536 bits) of symbols with these entries."""
         cost = int(self.cost[entry].sum(dtype=np.int64))
         if escaped_values.size:
-            n = _bit_length(_zigzag(escaped_values))
+            n = bit_length(zigzag(escaped_values))
             cost += int(self.length_cost[n].sum(dtype=np.int64))
             cost += int(np.maximum(n - 1, 0).sum(dtype=np.int64)) << 16
         return cost
@@ -271,8 +271,8 @@ def lane_tables(tables: IntTables) -> LaneTables:
 
 def _escape_fields(values: np.ndarray):
     """Bypass fields of escaped int32 values: (length, low, low width, high, high width), int64."""
-    z = _zigzag(values)
-    n = _bit_length(z)
+    z = zigzag(values)
+    n = bit_length(z)
     mantissa = z - np.where(n > 0, np.int64(1) << np.maximum(n - 1, 0), 0)
     wl = np.minimum(np.maximum(n - 1, 0), _BYPASS_CHUNK)
     wh = np.maximum(n - 1 - _BYPASS_CHUNK, 0)

@@ -21,7 +21,8 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["IntTables", "build_tables", "MAX_PRECISION", "ESCAPE_LENGTH_ALPHABET"]
+__all__ = ["IntTables", "build_tables", "MAX_PRECISION", "ESCAPE_LENGTH_ALPHABET", "zigzag", "unzigzag",
+           "bit_length"]
 
 #: Largest supported `precision`. constriction's categorical models work with
 #: 24-bit probabilities, so finer tables could not be represented faithfully.
@@ -95,18 +96,18 @@ def _as_indexes(table_indexes: Any, num_tables: int) -> np.ndarray:
     return idx
 
 
-def _zigzag(values: np.ndarray) -> np.ndarray:
+def zigzag(values: np.ndarray) -> np.ndarray:
     """Maps int32 values to uint32 codes 0, -1, 1, -2, 2 ... -> 0, 1, 2, 3, 4 (as int64)."""
     v = values.astype(np.int64)
     return np.where(v >= 0, 2 * v, -2 * v - 1)
 
 
-def _unzigzag(codes: np.ndarray) -> np.ndarray:
-    """Inverse of `_zigzag` for int64 codes in `[0, 2**32)`; returns int64 values."""
+def unzigzag(codes: np.ndarray) -> np.ndarray:
+    """Inverse of `zigzag` for int64 codes in `[0, 2**32)`; returns int64 values."""
     return np.where(codes & 1 == 0, codes >> 1, -((codes + 1) >> 1))
 
 
-def _bit_length(codes: np.ndarray) -> np.ndarray:
+def bit_length(codes: np.ndarray) -> np.ndarray:
     """Number of significant bits (0..32) of each int64 code in `[0, 2**32)`."""
     t = codes.astype(np.int64, copy=True)
     length = np.zeros(t.shape, dtype=np.int64)
@@ -350,7 +351,7 @@ class IntTables:
         freq = self.freqs[self.offsets[idx] + local].astype(np.float64)
         bits = float(np.sum(self.precision - np.log2(freq)))
         if escaped.any():
-            lengths = _bit_length(_zigzag(sym[escaped]))
+            lengths = bit_length(zigzag(sym[escaped]))
             bits += escaped.sum() * math.log2(ESCAPE_LENGTH_ALPHABET)
             bits += float(np.maximum(lengths - 1, 0).sum())
         return bits

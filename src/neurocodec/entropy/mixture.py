@@ -566,7 +566,7 @@ def encode_mixture(values: np.ndarray, prior: MixturePrior, tables) -> bytes:
         encoder.encode(local.astype(np.int32), family, _pmf_rows(part, lo, b, arrays, PMF_PRECISION, tables.precision))
     if escaped:
         positions = np.sort(np.concatenate(escaped))
-        cpu._encode_bypass(encoder, symbols[positions].astype(np.int32))
+        cpu.encode_bypass(encoder, symbols[positions].astype(np.int32))
     return encoder.get_compressed().astype("<u4", copy=False).tobytes()
 
 
@@ -617,7 +617,7 @@ def _decode(words: np.ndarray, prior: MixturePrior, tables) -> np.ndarray:
         positions = np.concatenate(escaped)
         order = np.argsort(positions, kind="stable")
         positions = positions[order]
-        found = cpu._decode_bypass(decoder, positions.size) + prior.anchors[positions]
+        found = cpu.decode_bypass(decoder, positions.size) + prior.anchors[positions]
         inside = (found >= np.concatenate(low)[order]) & (found < np.concatenate(high)[order])
         if np.any(inside):
             raise FormatError("corrupt coded data: escaped value inside its window")
@@ -630,7 +630,7 @@ def _decode(words: np.ndarray, prior: MixturePrior, tables) -> np.ndarray:
 def mixture_ideal_bits(values: np.ndarray, prior: MixturePrior, tables) -> float:
     """Information content (bits) of ``values`` under the exact integer pmfs the coder uses
     (escapes: the escape entry plus the bypass code), without the coder's flush."""
-    from ..coding.tables import ESCAPE_LENGTH_ALPHABET, _bit_length, _zigzag
+    from ..coding.tables import ESCAPE_LENGTH_ALPHABET, bit_length, zigzag
 
     values = np.asarray(values, dtype=np.int64).ravel()
     arrays = _table_arrays(tables)
@@ -642,7 +642,7 @@ def mixture_ideal_bits(values: np.ndarray, prior: MixturePrior, tables) -> float
         pmf = _pmf_rows(part, lo, b, arrays, PMF_PRECISION, tables.precision)
         bits += float(np.sum(PMF_PRECISION - np.log2(pmf[np.arange(positions.size), local])))
         if out.any():
-            lengths = _bit_length(_zigzag(values[positions[out]] - prior.anchors[positions[out]]))
+            lengths = bit_length(zigzag(values[positions[out]] - prior.anchors[positions[out]]))
             bits += out.sum() * math.log2(ESCAPE_LENGTH_ALPHABET) + float(np.maximum(lengths - 1, 0).sum())
     return bits
 
