@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     from neurocodec.bench.neural import NeuralCodec
     from neurocodec.metrics import bd_rate
     from neurocodec.models import build_model
+    from neurocodec.train.export import cpu_seconds, read_log
     from neurocodec.zoo import export_weights
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
     for i, run in enumerate(map(Path, args.runs)):
         offset = args.offset[i] if i < len(args.offset) else 0.0
         config = json.loads((run / "config.json").read_text())
+        records = read_log(run / "log.jsonl")
         for snap in sorted((run / "snapshots").glob("step*.pt")):
             state = torch.load(snap, map_location="cpu", weights_only=False)
             model = build_model(config["architecture"], **config.get("model_config", {}))
@@ -68,7 +70,8 @@ def main(argv=None) -> int:
                 path = Path(tmp) / f"{run.name}-{snap.stem}.safetensors"
                 export_weights(model, path, path.stem)
                 points = evaluate(NeuralCodec(weights=str(path)), images, qualities, progress=False, with_ms_ssim=False)
-            hours = (offset + state["elapsed"]) / 3600
+            # from the log: it knows how many processes trained each stretch (torchrun)
+            hours = (offset + cpu_seconds(records, config.get("threads", 1), state["step"])) / 3600
             try:
                 bd = bd_rate([p.bpp for p in jpeg], [p.psnr for p in jpeg], [p.bpp for p in points], [p.psnr for p in points])
             except ValueError:

@@ -130,3 +130,16 @@ def test_ms_ssim_distortion_trains(tiny_folder: Path, tmp_path: Path):
     cfg.distortion = "ms-ssim"
     train(cfg, tmp_path / "msssim", progress=False)
     assert [r["step"] for r in _log(tmp_path / "msssim")] == [1, 2]
+
+
+def test_cpu_seconds_counts_each_stretch_once_per_process_and_thread():
+    from neurocodec.train.export import cpu_seconds
+
+    # one process for 0..100 s, then resumed under torchrun with 2 processes
+    records = [{"step": 20, "seconds": 40.0}, {"step": 40, "seconds": 100.0},
+               {"step": 60, "seconds": 130.0, "processes": 2}, {"step": 80, "seconds": 150.0, "processes": 2}]
+    assert cpu_seconds(records) == 100.0 + 2 * 30.0 + 2 * 20.0
+    assert cpu_seconds(records, threads=3) == 3 * 200.0
+    assert cpu_seconds(records, up_to_step=60) == 160.0
+    assert cpu_seconds(records, up_to_step=10) == 0.0
+    assert cpu_seconds([]) == 0.0

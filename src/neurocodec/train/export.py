@@ -23,12 +23,40 @@ def export_run(run_dir: str | Path, out_path: str | Path, name: str, description
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
     model = build_model(config["architecture"], **config.get("model_config", {}))
     model.load_state_dict(state["model"])
-    log_lines = [ln for ln in (run / "log.jsonl").read_text().splitlines() if ln.strip()] if (run / "log.jsonl").exists() else []
+    records = read_log(run / "log.jsonl")
+    threads = config.get("threads", 1)
+    seconds = cpu_seconds(records, threads) if records else state.get("elapsed", 0.0) * threads
     card = {
         "training_config": config,
         "steps": state["step"],
-        "cpu_hours": round(state.get("elapsed", 0.0) * config.get("threads", 1) / 3600.0, 3),
-        "last_log": json.loads(log_lines[-1]) if log_lines else None,
+        "cpu_hours": round(seconds / 3600.0, 3),
+        "last_log": records[-1] if records else None,
     }
     card.update(card_extra or {})
     return export_weights(model, out_path, name, description, card)
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """The records of a run's ``log.jsonl`` (an empty list if there is none)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cpu_seconds(records: list[dict], threads: int = 1, up_to_step: int | None = None) -> float:
+    """CPU time of a run from its log records, up to ``up_to_step`` (default: all).
+
+    Each record's ``seconds`` is the run's cumulative wall time; the time between two
+    records counts once per process that trained it (``processes``, 1 if absent: a run
+    may move between one process and torchrun's several when it is resumed) and per
+    torch thread. On a shared machine wall time overstates the work, so this is an upper
+    bound of the compute used.
+    """
+    total, previous = 0.0, 0.0
+    for record in records:
+        if up_to_step is not None and record["step"] > up_to_step:
+            break
+        total += (record["seconds"] - previous) * record.get("processes", 1) * threads
+        previous = record["seconds"]
+    return total
