@@ -434,8 +434,9 @@ def models_list() -> list[dict]:
             "description": m.description,
             "size_bytes": m.size_bytes,
             "weight_hash": m.weight_hash.hex(),
-            "steps": card.get("steps"),
-            "cpu_hours": card.get("cpu_hours"),
+            # a warm-started model's card also gives its whole lineage; that is what trained it
+            "steps": card.get("total_steps", card.get("steps")),
+            "cpu_hours": card.get("total_cpu_hours", card.get("cpu_hours")),
         })
     return out
 
