@@ -95,9 +95,10 @@ def run_dir(args, table: str, entry: Entry) -> Path:
 
 def last_log_record(run: Path) -> dict | None:
     """The run's last training-log record (step, seconds, ...), or None before the first."""
-    log = run / "log.jsonl"
-    lines = [line for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-    return json.loads(lines[-1]) if lines else None
+    from neurocodec.train.export import read_log
+
+    records = read_log(run / "log.jsonl")
+    return records[-1] if records else None
 
 
 def finished_step(run: Path) -> int:

@@ -99,8 +99,9 @@ def _write_section(result: dict, png: str) -> None:
              f"{result.get('date', '?')}: every snapshot of the runs, exported and measured with real files on the first "
              f"{result['images']} Kodak images at qualities {', '.join(f'{q:g}' for q in result['qualities'])}, "
              "BD-rate against Pillow JPEG on the same images in the same run. CPU-hours are the training loop's "
-             "wall time on one thread (shared machine, so an upper bound), including the runs each was "
-             "warm-started from (`--offset`). Few images: read the trend, not the last digit.", "",
+             "wall time times its processes and threads, from the run's log (shared machine, so an upper bound), "
+             "including the runs each was warm-started from (`--offset`). Few images: read the trend, not the "
+             "last digit.", "",
              f"![BD-rate against CPU-hours](img/{Path(png).name})", "",
              "| run | step | CPU-hours | BD-rate vs JPEG |", "|---|---|---|---|"]
     for r in result["rows"]:

@@ -55,6 +55,10 @@ LOG2_SCALE_MIN = -3.25
 LOG2_SCALE_STEP = 0.125
 NUM_SCALES = 96
 GAIN_BITS = 16          # fractional bits of the fixed-point gain multiplying the means
+# The scale-table step in units of 2**-LOG_BITS is 2**_STEP_BITS (a power of two, which the
+# exact index computation relies on: it divides by shifting).
+_STEP_BITS = LOG_BITS + int(math.log2(LOG2_SCALE_STEP))
+assert 2.0**_STEP_BITS == LOG2_SCALE_STEP * 2**LOG_BITS, "LOG2_SCALE_STEP must be a power of two"
 QUALITY_FRACTION_BITS = 16
 
 
@@ -242,9 +246,8 @@ def scale_prior_exact(mean_u: torch.Tensor, log_scale_u: torch.Tensor, log2_gain
     lg = log2_gain.to(torch.int64).view(1, -1, 1, 1)
     # Both divisors are powers of two, so floor division is an arithmetic right shift
     # (exact on int64, and several times faster than a division).
-    step_bits = LOG_BITS + int(math.log2(LOG2_SCALE_STEP))
-    offset = lg - int(LOG2_SCALE_MIN * 2**LOG_BITS) + (1 << (step_bits - 1))  # (1, C, 1, 1)
-    index = torch.add(log_scale_u, offset).bitwise_right_shift_(step_bits).clamp_(0, num_scales - 1)
+    offset = lg - int(LOG2_SCALE_MIN * 2**LOG_BITS) + (1 << (_STEP_BITS - 1))  # (1, C, 1, 1)
+    index = torch.add(log_scale_u, offset).bitwise_right_shift_(_STEP_BITS).clamp_(0, num_scales - 1)
     gain = fixed_point_gain(lg, exp2)           # 2**-GAIN_BITS units
     shift = mean_bits + GAIN_BITS
     mean = torch.mul(mean_u, gain).add_(1 << (shift - 1)).bitwise_right_shift_(shift)
