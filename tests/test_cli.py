@@ -665,3 +665,42 @@ def test_train_help_lists_every_registered_architecture():
     from neurocodec.models import ARCHITECTURES
 
     assert sorted(ARCHITECTURE_NAMES) == sorted(ARCHITECTURES)
+
+
+def test_train_model_options_and_init_shrink(capsys, tmp_path, fake_train):
+    (tmp_path / "data").mkdir()
+    code, _, err = run(capsys, "train", tmp_path / "data", tmp_path / "run", "--quiet", "--init-from", "w.safetensors",
+                       "--init-shrink", "--model-option", "refine_hidden=96", "--model-option", "refine_blocks=1")
+    assert code == 0, err
+    cfg, _ = fake_train["train"][-1]
+    assert cfg.model_config == {"refine_hidden": 96, "refine_blocks": 1} and cfg.init_shrink is True
+    code, _, err = run(capsys, "train", tmp_path / "data", tmp_path / "run", "--model-option", "refine_hidden=64")
+    assert code == 2
+    assert_one_error_line(err, "cannot resume")
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--init-shrink"], "--init-from"),
+    (["--model-option", "refine_hidden"], "KEY=VALUE"),
+    (["--model-option", "no_such_option=3"], "no_such_option"),
+])
+def test_train_model_option_errors(capsys, tmp_path, fake_train, extra, fragment):
+    (tmp_path / "data").mkdir()
+    code, _, err = run(capsys, "train", tmp_path / "data", tmp_path / "run", *extra)
+    assert code == 2
+    assert_one_error_line(err, fragment)
+    assert fake_train["train"] == []
+
+
+def test_train_argv_for_torchrun_keeps_flags_and_model_options(tmp_path):
+    from neurocodec.cli import build_parser
+    from neurocodec.cli._commands import _train_argv
+
+    args = build_parser().parse_args(["train", "d", "r", "--init-from", "w", "--init-shrink",
+                                      "--model-option", "refine_hidden=96", "--nproc", "2"])
+    argv = _train_argv(args)
+    assert argv[:2] == ["d", "r"] and "--nproc" not in argv
+    assert "--init-shrink" in argv and "True" not in argv
+    assert argv[argv.index("--model-option") + 1] == "refine_hidden=96"
+    again = build_parser().parse_args(["train", *argv])
+    assert again.init_shrink is True and again.model_option == ["refine_hidden=96"]

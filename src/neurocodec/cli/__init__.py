@@ -352,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "coded symbols, straight-through; better for fine-tuning a trained model) (default: noise)")
     p.add_argument("--init-from", metavar="W.safetensors",
                    help="start from these weights (a shipped or exported model) instead of random initialisation")
+    p.add_argument("--init-shrink", action="store_true", default=None,
+                   help="--init-from is a wider model of the same architecture: keep its most important hidden "
+                        "channels where --model-option makes the model narrower (docs/models.md, Training)")
+    p.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                   help="an architecture option (repeatable), e.g. --model-option refine_hidden=96; the options "
+                        "of each architecture are in docs/models.md and docs/transforms.md (default: its defaults)")
     p.add_argument("--snapshot-every", type=_int, metavar="N",
                    help="also keep the weights every N steps (for RD-against-CPU-time curves; default: never)")
     p.add_argument("--export", metavar="OUT.safetensors",

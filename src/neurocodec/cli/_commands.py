@@ -525,8 +525,26 @@ TRAIN_OPTIONS = {
     "distortion": "distortion",
     "rate_proxy": "rate_proxy",
     "init_from": "init_from",
+    "init_shrink": "init_shrink",
     "snapshot_every": "snapshot_every",
 }
+
+
+def parse_model_options(options: list[str] | None) -> dict | None:
+    """``["refine_hidden=96", ...]`` -> ``{"refine_hidden": 96, ...}`` (values read as JSON
+    numbers, booleans or lists where they parse, else kept as text); None if none given."""
+    if not options:
+        return None
+    parsed = {}
+    for option in options:
+        key, sep, text = option.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--model-option {option!r}: expected KEY=VALUE, e.g. refine_hidden=96")
+        try:
+            parsed[key] = json.loads(text)
+        except ValueError:
+            parsed[key] = text
+    return parsed
 
 
 def train_config(args):
@@ -549,6 +567,12 @@ def train_config(args):
         if "architecture" in given and given["architecture"] != saved.get("architecture", given["architecture"]):
             raise UsageError(f"{run} holds a {saved['architecture']!r} run; it cannot resume as "
                              f"--architecture {given['architecture']}")
+    model_options = parse_model_options(args.model_option)
+    if model_options is not None:
+        if saved and model_options != saved.get("model_config", {}):
+            raise UsageError(f"{run} was started with model options {saved.get('model_config', {})}; "
+                             "a run cannot resume with others")
+        given["model_config"] = model_options
     config = {**saved, **given, "data": str(args.data_dir)}
     if "scales" in config:
         config["scales"] = tuple(config["scales"])
@@ -583,6 +607,15 @@ def cmd_train(args) -> int:
     from neurocodec.train.distributed import env_rank, env_world_size, launch
 
     cfg = train_config(args)
+    if cfg.init_shrink and not cfg.init_from:
+        raise UsageError("--init-shrink needs --init-from (the wider model's weights)")
+    if args.model_option:
+        from neurocodec.models import build_model
+
+        try:
+            build_model(cfg.architecture, **cfg.model_config)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--model-option for {cfg.architecture}: {one_line(exc)}") from None
     run = Path(args.run_dir)
     if args.nproc is not None and args.nproc < 1:
         raise UsageError(f"--nproc must be at least 1, got {args.nproc}")
@@ -631,8 +664,12 @@ def _train_argv(args) -> list[str]:
     argv = [str(args.data_dir), str(args.run_dir)]
     for dest in [*TRAIN_OPTIONS, "export", "name", "description", "device"]:
         value = getattr(args, dest)
-        if value is not None:
+        if value is True:
+            argv.append("--" + dest.replace("_", "-"))
+        elif value is not None:
             argv += ["--" + dest.replace("_", "-"), str(value)]
+    for option in args.model_option or ():
+        argv += ["--model-option", option]
     for flag in ("quiet", "debug"):
         if getattr(args, flag, False):
             argv.append("--" + flag)

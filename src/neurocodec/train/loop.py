@@ -53,6 +53,7 @@ class TrainConfig:
     snapshot_every: int = 0       # keep the model weights every N steps (for RD-vs-CPU-time curves)
     log_every: int = 20
     init_from: str = ""           # optional weights (safetensors) to start from
+    init_shrink: bool = False     # init_from is a wider model: keep its most important hidden channels (train.shrink)
     entropy_warmup: int = 0       # first steps train only the entropy model (transforms frozen)
 
 
@@ -158,7 +159,14 @@ def _train(cfg: TrainConfig, run: Path, progress: bool, stop_after: int | None, 
         if cfg.init_from and main:  # DDP gives the other processes rank 0's weights
             from ..zoo.weights import load_state_into
 
-            load_state_into(model, cfg.init_from)
+            source = cfg.init_from
+            if cfg.init_shrink:
+                from safetensors.torch import load_file
+
+                from .shrink import shrink_state
+
+                source = shrink_state(load_file(cfg.init_from), model)
+            load_state_into(model, source)
         if ctx.distributed:  # each process its own quantisation noise
             torch.manual_seed(distributed.derived_seed(cfg.seed, 0, ctx.rank))
 

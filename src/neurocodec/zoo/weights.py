@@ -155,4 +155,8 @@ def load_state_into(model, source, allow_missing: tuple[str, ...] | None = None)
     missing = sorted(k for k in set(own) - set(state) if not k.startswith(allow_missing))
     if missing:
         raise ValueError(f"weight file lacks parameters: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    wrong = [f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})" for k, v in state.items() if v.shape != own[k].shape]
+    if wrong:
+        raise ValueError(f"weights do not fit the model: {'; '.join(wrong[:2])}{' ...' if len(wrong) > 2 else ''} "
+                         "(a wider model of the same architecture loads with init_shrink / --init-shrink)")
     model.load_state_dict(state, strict=False)
