@@ -82,11 +82,14 @@ TABLES = {
 
 def train_config(table: str, entry: Entry, args):
     from neurocodec.train import TrainConfig
+    from neurocodec.zoo.weights import read_metadata
 
-    return TrainConfig(data=args.data, architecture=entry.architecture, model_config=dict(entry.model_config),
+    init = args.init if TABLES[table].get("warm_start") else ""
+    # a warm-started run has the widths of the file it starts from (e.g. a slimmer default)
+    model_config = {**read_metadata(init)["config"], **entry.model_config} if init else dict(entry.model_config)
+    return TrainConfig(data=args.data, architecture=entry.architecture, model_config=model_config,
                        steps=args.steps, batch=args.batch, crop=args.crop, seed=args.seed, threads=args.threads,
-                       checkpoint_every=50, log_every=10, init_from=args.init if TABLES[table].get("warm_start") else "",
-                       **TABLES[table]["train"])
+                       checkpoint_every=50, log_every=10, init_from=init, **TABLES[table]["train"])
 
 
 def run_dir(args, table: str, entry: Entry) -> Path:
