@@ -6,6 +6,10 @@ Every snapshot is exported and measured with real files (not the entropy estimat
 the first N Kodak images at four qualities, against Pillow JPEG on the same images.
 
     python benchmarks/training_curve.py /work/runs/block-v3 --offset 1880 --images 8
+
+``--reuse`` keeps the rows of snapshots already in ``--out-json`` (same run name and step,
+same images and qualities) instead of measuring them again: Pillow JPEG is deterministic,
+so the baseline they were measured against is the same.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("--render-only", action="store_true",
                         help="only write the docs section and plot from an existing --out-json")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="keep the rows of snapshots already in --out-json")
     args = parser.parse_args(argv)
     command = "python benchmarks/training_curve.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.render_only:
@@ -58,11 +63,19 @@ def main(argv=None) -> int:
     qualities = [float(q) for q in args.qualities.split(",")]
     jpeg = evaluate(make_classical("jpeg"), images, range(5, 100, 5), progress=False, with_ms_ssim=False)
     rows = []
+    measured = {}
+    if args.reuse and Path(args.out_json).exists():
+        old = json.loads(Path(args.out_json).read_text())
+        if old["images"] == args.images and old["qualities"] == qualities:
+            measured = {(r["run"], r["step"]): r for r in old["rows"]}
     for i, run in enumerate(map(Path, args.runs)):
         offset = args.offset[i] if i < len(args.offset) else 0.0
         config = json.loads((run / "config.json").read_text())
         records = read_log(run / "log.jsonl")
         for snap in sorted((run / "snapshots").glob("step*.pt")):
+            if (run.name, int(snap.stem[4:])) in measured:
+                rows.append(measured[(run.name, int(snap.stem[4:]))])
+                continue
             state = torch.load(snap, map_location="cpu", weights_only=False)
             model = build_model(config["architecture"], **config.get("model_config", {}))
             model.load_state_dict(state["model"])
