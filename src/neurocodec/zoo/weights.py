@@ -158,5 +158,6 @@ def load_state_into(model, source, allow_missing: tuple[str, ...] | None = None)
     wrong = [f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})" for k, v in state.items() if v.shape != own[k].shape]
     if wrong:
         raise ValueError(f"weights do not fit the model: {'; '.join(wrong[:2])}{' ...' if len(wrong) > 2 else ''} "
-                         "(a wider model of the same architecture loads with init_shrink / --init-shrink)")
+                         "(give the model the file's widths with model_config / --model-option, or load a wider "
+                         "model of the same architecture with init_shrink / --init-shrink)")
     model.load_state_dict(state, strict=False)
