@@ -73,8 +73,9 @@ def main(argv=None) -> int:
         config = json.loads((run / "config.json").read_text())
         records = read_log(run / "log.jsonl")
         for snap in sorted((run / "snapshots").glob("step*.pt")):
-            if (run.name, int(snap.stem[4:])) in measured:
-                rows.append(measured[(run.name, int(snap.stem[4:]))])
+            reused = measured.get((run.name, int(snap.stem[4:])))
+            if reused is not None:
+                rows.append(reused)
                 continue
             state = torch.load(snap, map_location="cpu", weights_only=False)
             model = build_model(config["architecture"], **config.get("model_config", {}))

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..transforms import PixelRefiner, ResidualBlock
+from ..zoo.weights import shape_mismatches
 
 
 def hidden_chains(model: nn.Module) -> list[list[str]]:
@@ -65,8 +66,7 @@ def shrink_state(source: dict[str, torch.Tensor], model: nn.Module) -> dict[str,
             if producer + ".bias" in state:
                 state[producer + ".bias"] = state[producer + ".bias"][keep]
             state[consumer + ".weight"] = w_out[:, keep]
-    wrong = [f"{k} {tuple(state[k].shape)} -> {tuple(v.shape)}" for k, v in own.items()
-             if k in state and state[k].shape != v.shape]
+    wrong = shape_mismatches(state, own)
     if wrong:
         raise ValueError(f"weights do not fit the model beyond hidden widths: {'; '.join(wrong[:3])}"
                          f"{' ...' if len(wrong) > 3 else ''}")

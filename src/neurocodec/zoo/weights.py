@@ -134,6 +134,13 @@ def load_coding_state(entropy, tensors: dict[str, "torch.Tensor"]) -> None:
         setattr(entropy, f"{which}_tables", IntTables.from_arrays(arrays))
 
 
+def shape_mismatches(state: dict, own: dict) -> list[str]:
+    """``"name (shape in state) (model shape)"`` for every tensor of ``state`` that ``own`` (a
+    model's state dict) also has, with another shape."""
+    return [f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})" for k, v in state.items()
+            if k in own and v.shape != own[k].shape]
+
+
 def load_state_into(model, source, allow_missing: tuple[str, ...] | None = None) -> None:
     """Copy float parameters from a weight file (path) or tensor dict into ``model``.
 
@@ -155,7 +162,7 @@ def load_state_into(model, source, allow_missing: tuple[str, ...] | None = None)
     missing = sorted(k for k in set(own) - set(state) if not k.startswith(allow_missing))
     if missing:
         raise ValueError(f"weight file lacks parameters: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    wrong = [f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})" for k, v in state.items() if v.shape != own[k].shape]
+    wrong = shape_mismatches(state, own)
     if wrong:
         raise ValueError(f"weights do not fit the model: {'; '.join(wrong[:2])}{' ...' if len(wrong) > 2 else ''} "
                          "(give the model the file's widths with model_config / --model-option, or load a wider "
