@@ -28,9 +28,10 @@ def _randomise(module: torch.nn.Module, seed: int) -> None:
             p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
 
 
-def _silence(state: dict, producer: str, consumer: str, channels: list[int]) -> None:
-    """Make hidden ``channels`` between two convolutions useless: no outgoing weight."""
-    state[consumer + ".weight"][:, channels] = 0
+def _silence(state: dict, producer: str, consumer: str, channels: list[int], consumer_in_axis: int = 1) -> None:
+    """Make hidden ``channels`` between two convolutions useless: no outgoing weight
+    (``consumer_in_axis`` 0 for a transposed consumer, whose weight is (C_in, C_out, k, k))."""
+    state[consumer + ".weight"].index_fill_(consumer_in_axis, torch.tensor(channels, dtype=torch.long), 0.0)
 
 
 @settings(max_examples=20, deadline=None)
@@ -69,6 +70,38 @@ def test_dropping_silent_channels_keeps_the_pixel_refiner_function(seed, data):
     x = torch.rand(1, 3, 8, 6, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         torch.testing.assert_close(small(x), big(x), rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), data=st.data())
+def test_dropping_silent_channels_keeps_the_hyperprior_function(seed, data):
+    """Both hyperprior chains shrink: the float hyper-analysis and the fixed-point
+    hyper-synthesis, whose exact (integer) coding face must give the same integers."""
+    wide, narrow = 12, data.draw(st.integers(2, 12))
+    big = build_model("block-hyperprior", refine_hidden=8, hyper_channels=6, hyper_hidden=wide)
+    small = build_model("block-hyperprior", refine_hidden=8, hyper_channels=6, hyper_hidden=narrow)
+    _randomise(big, seed)
+    state = {k: v.clone() for k, v in big.state_dict().items()}
+    chains = [c for c in hidden_chains(big) if "hyper" in c[0]]
+    assert chains == [[f"entropy_model.hyper_analysis.{i}" for i in (0, 2, 4)],
+                      [f"entropy_model.hyper_synthesis.layers.{i}" for i in range(3)]]
+    for chain in chains:
+        for producer, consumer in zip(chain, chain[1:]):
+            silent = data.draw(st.lists(st.integers(0, wide - 1), min_size=wide - narrow, max_size=wide - narrow,
+                                        unique=True))
+            _silence(state, producer, consumer, silent, consumer_in_axis=0 if consumer.endswith("layers.1") else 1)
+    big.load_state_dict(state)
+    small.load_state_dict(shrink_state(state, small))
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randn(1, 192, 8, 12, generator=gen) * 4
+    z = torch.randint(-6, 7, (1, 6, 2, 3), generator=gen)
+    big_em, small_em = big.entropy_model, small.entropy_model
+    with torch.no_grad():
+        torch.testing.assert_close(small_em.hyper_analysis(y), big_em.hyper_analysis(y), rtol=1e-5, atol=1e-5)
+        big_prior = big_em.hyper_synthesis.unscaled_exact(z, big_em.hyper_synthesis.integer_parameters())
+        small_prior = small_em.hyper_synthesis.unscaled_exact(z, small_em.hyper_synthesis.integer_parameters())
+    for a, b in zip(small_prior, big_prior):
+        assert torch.equal(a, b)
 
 
 def test_model_shrinks_its_refinements_and_keeps_everything_else():

@@ -6,8 +6,10 @@ the wider model's most important channels and training goes on from there
 (``TrainConfig(init_from=..., init_shrink=True)``, ``neurocodec train --init-shrink``).
 
 Only hidden widths shrink: the channels between two convolutions inside a
-:class:`~neurocodec.transforms.ResidualBlock` or a :class:`~neurocodec.transforms.PixelRefiner`,
-which no other layer sees. A hidden channel's importance is the product of the norms of its
+:class:`~neurocodec.transforms.ResidualBlock`, a :class:`~neurocodec.transforms.PixelRefiner`
+or the hyper-analysis and hyper-synthesis of a
+:class:`~neurocodec.entropy.MeanScaleHyperprior` (``hyper_hidden``), which no other layer
+sees. A hidden channel's importance is the product of the norms of its
 incoming filter and of its outgoing weights (what it can carry times how much of it is used;
 data-free, so the same file always gives the same start). Every other tensor must already
 have the target's shape.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..entropy.hyperprior import MeanScaleHyperprior
 from ..transforms import PixelRefiner, ResidualBlock
 from ..zoo.weights import shape_mismatches
 
@@ -32,7 +35,19 @@ def hidden_chains(model: nn.Module) -> list[list[str]]:
             chains.append([dot + "conv1", dot + "conv2"])
         elif isinstance(module, PixelRefiner):
             chains.append([f"{dot}body.{i}" for i, layer in enumerate(module.body) if isinstance(layer, nn.Conv2d)])
+        elif isinstance(module, MeanScaleHyperprior):
+            chains.append([f"{dot}hyper_analysis.{i}" for i, layer in enumerate(module.hyper_analysis)
+                           if isinstance(layer, nn.Conv2d)])
+            chains.append([f"{dot}hyper_synthesis.layers.{i}" for i in range(len(module.hyper_synthesis.layers))])
     return chains
+
+
+def _channel_axes(model: nn.Module, name: str) -> tuple[int, int]:
+    """(output axis, input axis) of the weight of convolution ``name``: a transposed
+    convolution stores its weight as (C_in, C_out, k, k)."""
+    layer = model.get_submodule(name)
+    transposed = isinstance(layer, nn.ConvTranspose2d) or getattr(layer, "transposed", False)
+    return (1, 0) if transposed else (0, 1)
 
 
 def shrink_state(source: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
@@ -54,18 +69,21 @@ def shrink_state(source: dict[str, torch.Tensor], model: nn.Module) -> dict[str,
         if any(name + ".weight" not in state for name in chain):
             continue  # load_state_into reports what is missing
         for producer, consumer in zip(chain, chain[1:]):
-            w_in, w_out = state[producer + ".weight"], state[consumer + ".weight"]
-            width, available = own[producer + ".weight"].shape[0], w_in.shape[0]
+            out_axis, consumer_in_axis = _channel_axes(model, producer)[0], _channel_axes(model, consumer)[1]
+            # hidden channel first: (C_hidden, ...) for both
+            w_in = state[producer + ".weight"].movedim(out_axis, 0)
+            w_out = state[consumer + ".weight"].movedim(consumer_in_axis, 0)
+            width, available = own[producer + ".weight"].shape[out_axis], w_in.shape[0]
             if width == available:
                 continue
             if width > available:
                 raise ValueError(f"{producer}: the model has {width} hidden channels, the weights only {available}")
-            importance = w_in.float().flatten(1).norm(dim=1) * w_out.float().transpose(0, 1).flatten(1).norm(dim=1)
+            importance = w_in.float().flatten(1).norm(dim=1) * w_out.float().flatten(1).norm(dim=1)
             keep = torch.topk(importance, width).indices.sort().values
-            state[producer + ".weight"] = w_in[keep]
+            state[producer + ".weight"] = w_in[keep].movedim(0, out_axis)
             if producer + ".bias" in state:
                 state[producer + ".bias"] = state[producer + ".bias"][keep]
-            state[consumer + ".weight"] = w_out[:, keep]
+            state[consumer + ".weight"] = w_out[keep].movedim(0, consumer_in_axis)
     wrong = shape_mismatches(state, own)
     if wrong:
         raise ValueError(f"weights do not fit the model beyond hidden widths: {'; '.join(wrong[:3])}"
