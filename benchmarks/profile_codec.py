@@ -125,7 +125,7 @@ def profile(args) -> dict:
     import neurocodec
 
     torch.set_num_threads(args.threads)
-    codec = neurocodec.Codec(args.model, quality=args.quality)
+    codec = neurocodec.Codec(args.model, quality=args.quality, weights=args.weights)
     img = np.asarray(Image.open(Path(args.kodak) / args.image).convert("RGB")).copy()
     codec.decompress(codec.compress(img))  # warm-up: lazy imports, model caches
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -178,7 +178,7 @@ def digest(args) -> dict:
 
     import neurocodec
 
-    codec = neurocodec.Codec(args.model)
+    codec = neurocodec.Codec(args.model, weights=args.weights)
     out = {}
     for name in args.digest_images.split(","):
         img = np.asarray(Image.open(Path(args.kodak) / name).convert("RGB")).copy()
@@ -198,6 +198,7 @@ def main(argv=None) -> int:
     parser.add_argument("--image", default="kodim01.png")
     parser.add_argument("--quality", type=float, default=4.0)
     parser.add_argument("--model", default=None, help="shipped model (default: the default model)")
+    parser.add_argument("--weights", help="a weight file instead of the shipped weights (e.g. a training candidate)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",

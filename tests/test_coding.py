@@ -288,6 +288,21 @@ def test_large_round_trip_many_tables(coder):
     np.testing.assert_array_equal(coder.decode(data, idx, tables), sym)
 
 
+@FAST
+@given(num_tables=st.sampled_from([1, 2, 3, 66, 2**8, 2**8 + 1, 2**16, 2**16 + 1]), n=st.integers(1, 3000),
+       seed=st.integers(0, 2**32 - 1))
+def test_grouping_by_table_is_the_stable_argsort(num_tables, n, seed):
+    """The coder's grouping (sort keys of 8, 16 or 32 bits by the number of tables) lists
+    each table's positions in increasing order, tables in increasing order: the byte
+    layout depends on it."""
+    from neurocodec.coding.cpu import _group
+
+    idx = np.random.default_rng(seed).integers(0, num_tables, n).astype(np.int32)
+    order, starts = _group(idx, num_tables)
+    np.testing.assert_array_equal(order, np.argsort(idx, kind="stable"))
+    np.testing.assert_array_equal(starts, np.concatenate([[0], np.cumsum(np.bincount(idx, minlength=num_tables))]))
+
+
 @pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 2, 5)])
 def test_empty(coder, shape):
     tables = small_tables()
