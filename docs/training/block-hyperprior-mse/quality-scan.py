@@ -1,0 +1,15 @@
+import sys, numpy as np, torch
+sys.path.insert(0, '/work/main/src')
+torch.set_num_threads(1)
+from neurocodec import Codec
+from neurocodec.bench import load_images
+from neurocodec.metrics import psnr
+imgs = load_images('/work/shared/data/kodak')[:2]
+w = sys.argv[1]
+for q in [float(x) for x in sys.argv[2].split(',')]:
+    c = Codec(None, weights=w, quality=q)
+    b = p = 0
+    for _, arr in imgs:
+        d = c.compress(arr); r = c.decompress(d)
+        b += len(d) * 8 / (arr.shape[0] * arr.shape[1]); p += psnr(arr, r)
+    print(q, '%.4f %.3f' % (b / 2, p / 2), flush=True)
