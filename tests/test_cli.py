@@ -674,6 +674,10 @@ def test_train_model_options_and_init_shrink(capsys, tmp_path, fake_train):
     assert code == 0, err
     cfg, _ = fake_train["train"][-1]
     assert cfg.model_config == {"refine_hidden": 96, "refine_blocks": 1} and cfg.init_shrink is True
+    assert cfg.integer_qualities == 0.0
+    code, _, err = run(capsys, "train", tmp_path / "data", tmp_path / "run2", "--quiet", "--integer-qualities", "0.25")
+    assert code == 0, err
+    assert fake_train["train"][-1][0].integer_qualities == 0.25
     code, _, err = run(capsys, "train", tmp_path / "data", tmp_path / "run", "--model-option", "refine_hidden=64")
     assert code == 2
     assert_one_error_line(err, "cannot resume")
@@ -683,6 +687,7 @@ def test_train_model_options_and_init_shrink(capsys, tmp_path, fake_train):
     (["--init-shrink"], "--init-from"),
     (["--model-option", "refine_hidden"], "KEY=VALUE"),
     (["--model-option", "no_such_option=3"], "no_such_option"),
+    (["--integer-qualities", "1.5"], "--integer-qualities"),
 ])
 def test_train_model_option_errors(capsys, tmp_path, fake_train, extra, fragment):
     (tmp_path / "data").mkdir()

@@ -143,3 +143,39 @@ def test_cpu_seconds_counts_each_stretch_once_per_process_and_thread():
     assert cpu_seconds(records, up_to_step=60) == 160.0
     assert cpu_seconds(records, up_to_step=10) == 0.0
     assert cpu_seconds([]) == 0.0
+
+
+def test_quality_draw_with_integer_share():
+    """A share of 0 draws exactly the continuous stream earlier runs drew (so they resume
+    exactly); a share of 1 trains only the integer rows, every one of them reachable; any
+    share stays inside [min_quality, max_quality]."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from neurocodec.train import TrainConfig
+    from neurocodec.train.loop import draw_qualities
+
+    @settings(max_examples=40, deadline=None)
+    @given(share=st.floats(0.0, 1.0), seed=st.integers(0, 2**32 - 1), low=st.sampled_from([1.0, 1.5, 2.0]),
+           high=st.sampled_from([6.5, 8.0]))
+    def check(share, seed, low, high):
+        cfg = TrainConfig(data="unused", batch=64, integer_qualities=share, min_quality=low, max_quality=high)
+        q = draw_qualities(cfg, np.random.default_rng(seed))
+        assert q.shape == (64,) and np.all((q >= low) & (q <= high))
+        if share == 0.0:
+            np.testing.assert_array_equal(q, np.random.default_rng(seed).uniform(low, high, 64))
+        if share == 1.0:
+            assert np.all(q == np.round(q))
+
+    check()
+    cfg = TrainConfig(data="unused", batch=4000, integer_qualities=1.0)
+    assert set(draw_qualities(cfg, np.random.default_rng(0)).tolist()) == {1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0}
+
+
+def test_integer_share_outside_0_1_is_refused(tiny_folder: Path, tmp_path: Path):
+    from neurocodec.train import TrainConfig, train
+
+    with pytest.raises(ValueError, match="integer_qualities"):
+        train(TrainConfig(data=str(tiny_folder), model_config=TINY_MODEL, steps=1, batch=1, crop=64,
+                          integer_qualities=1.5), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything is written

@@ -358,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-option", action="append", metavar="KEY=VALUE",
                    help="an architecture option (repeatable), e.g. --model-option refine_hidden=96; the options "
                         "of each architecture are in docs/models.md and docs/transforms.md (default: its defaults)")
+    p.add_argument("--integer-qualities", type=float, metavar="SHARE",
+                   help="share of crops (0 to 1) trained at an integer quality, the rows users pick; the others "
+                        "draw any quality in [1, 8] (default: 0)")
     p.add_argument("--snapshot-every", type=_int, metavar="N",
                    help="also keep the weights every N steps (for RD-against-CPU-time curves; default: never)")
     p.add_argument("--export", metavar="OUT.safetensors",

@@ -527,6 +527,7 @@ TRAIN_OPTIONS = {
     "init_from": "init_from",
     "init_shrink": "init_shrink",
     "snapshot_every": "snapshot_every",
+    "integer_qualities": "integer_qualities",
 }
 
 
@@ -602,6 +603,8 @@ def cmd_train(args) -> int:
         raise UsageError(f"--lr must be positive, got {args.lr}")
     if args.warmup is not None and args.warmup < 0:
         raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.integer_qualities is not None and not 0.0 <= args.integer_qualities <= 1.0:
+        raise UsageError(f"--integer-qualities is a share from 0 to 1, got {args.integer_qualities}")
 
     from neurocodec.train import train
     from neurocodec.train.distributed import env_rank, env_world_size, launch

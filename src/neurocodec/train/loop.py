@@ -47,6 +47,7 @@ class TrainConfig:
     clip: float = 1.0
     min_quality: float = 1.0
     max_quality: float = 8.0
+    integer_qualities: float = 0.0  # share of crops whose quality is rounded to an integer (the shipped rows)
     seed: int = 0
     threads: int = 1
     checkpoint_every: int = 200
@@ -60,6 +61,21 @@ class TrainConfig:
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     """Constant ``lr``, divided by 10 after ``lr_drop_at * steps``."""
     return cfg.lr * (0.1 if step >= cfg.lr_drop_at * cfg.steps else 1.0)
+
+
+def draw_qualities(cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """Qualities of one global batch: float64 (batch,), uniform in ``[min_quality, max_quality]``;
+    a share ``integer_qualities`` of them rounded to the nearest integer in that range.
+
+    The integer qualities are the ones users and benchmarks pick, and a continuous draw
+    almost never lands on one; rounding only some keeps every quality in between trained.
+    With a share of 0 no extra random numbers are drawn, so earlier runs resume exactly.
+    """
+    quality = rng.uniform(cfg.min_quality, cfg.max_quality, cfg.batch)
+    if cfg.integer_qualities > 0:
+        rounded = np.clip(np.round(quality), np.ceil(cfg.min_quality), np.floor(cfg.max_quality))
+        quality = np.where(rng.random(cfg.batch) < cfg.integer_qualities, rounded, quality)
+    return quality
 
 
 def rd_loss(model, x: torch.Tensor, quality: torch.Tensor, distortion: str = "mse") -> dict[str, torch.Tensor]:
@@ -122,6 +138,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, progress: bool = True, stop_aft
 def _train(cfg: TrainConfig, run: Path, progress: bool, stop_after: int | None, on_step,
            ctx: distributed.Context) -> Path:
     main = ctx.is_main
+    if cfg.rate_proxy not in RATE_PROXIES:
+        raise ValueError(f"rate_proxy must be one of {RATE_PROXIES}, got {cfg.rate_proxy!r}")
+    if not 0.0 <= cfg.integer_qualities <= 1.0:
+        raise ValueError(f"integer_qualities must be a share in [0, 1], got {cfg.integer_qualities!r}")
     ckpt_path = run / "checkpoint.pt"
     log_path = run / "log.jsonl"
     if main:
@@ -132,8 +152,6 @@ def _train(cfg: TrainConfig, run: Path, progress: bool, stop_after: int | None, 
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.architecture, **cfg.model_config).to(ctx.device)
-    if cfg.rate_proxy not in RATE_PROXIES:
-        raise ValueError(f"rate_proxy must be one of {RATE_PROXIES}, got {cfg.rate_proxy!r}")
     model.entropy_model.rate_proxy = cfg.rate_proxy
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
@@ -186,7 +204,7 @@ def _train(cfg: TrainConfig, run: Path, progress: bool, stop_after: int | None, 
         # every process draws the whole global batch (same stream) and keeps its part
         crops = data.batch(rng, cfg.batch, part)
         batch = torch.from_numpy(crops).permute(0, 3, 1, 2).float().to(ctx.device) / 255.0
-        quality = torch.from_numpy(rng.uniform(cfg.min_quality, cfg.max_quality, cfg.batch)[part]).float()
+        quality = torch.from_numpy(draw_qualities(cfg, rng)[part]).float()
         quality = quality.to(ctx.device)
         lr = learning_rate(cfg, step)
         if step in (start_step, cfg.entropy_warmup):
