@@ -8,27 +8,21 @@ torch.set_num_threads(1)
 from neurocodec import Codec
 from neurocodec.bench import load_images
 arr = load_images('/work/shared/data/kodak')[1][1]
-c = Codec(None, weights=sys.argv[1], quality=2.0)
-em = c.model.entropy_model
-cap = {}
-orig = em.quantise
-def q(y, quality):
-    s = orig(y, quality); cap['s'] = s; cap['y'] = y; return s
-em.quantise = q
+codec = Codec(None, weights=sys.argv[1])
+em = codec.model.entropy_model
+quantise, captured = em.quantise, {}
+em.quantise = lambda y, quality: captured.setdefault('last', quantise(y, quality))  # the coded symbols
 t = em.y_tables
 prev = None
-for qq in [float(x) for x in sys.argv[2].split(',')]:
-    c2 = Codec(None, weights=sys.argv[1], quality=qq); c2.model.entropy_model.quantise = lambda y, quality, m=c2.model.entropy_model, o=c2.model.entropy_model.quantise: (cap.__setitem__('s', o(y, quality)) or cap['s'])
-    d = c2.compress(arr)
-    s = cap['s']
+for q in [float(x) for x in sys.argv[2].split(',')]:
+    d = codec.compress(arr, quality=q)
+    s = captured.pop('last')
     sym, idx = s.y_symbols, s.y_indexes
     lo = t.minima[idx]; hi = lo + t.sizes[idx]
     esc = (sym < lo) | (sym >= hi)
-    zbytes = None
     per_ch_nz = (sym != 0).reshape(sym.shape[1], -1).mean(1)
-    print(qq, 'bytes', len(d), 'escapes', int(esc.sum()), 'nonzero %.4f' % (sym != 0).mean(), 'idx mean %.2f' % idx.mean(), 'idx==0 %.3f' % (idx == 0).mean(), flush=True)
+    print(q, 'bytes', len(d), 'escapes', int(esc.sum()), 'nonzero %.4f' % (sym != 0).mean(), 'idx mean %.2f' % idx.mean(), 'idx==0 %.3f' % (idx == 0).mean(), flush=True)
     if prev is not None:
-        diff = per_ch_nz - prev
-        top = np.argsort(-np.abs(diff))[:5]
+        top = np.argsort(-np.abs(per_ch_nz - prev))[:5]
         print('   channels with largest change in nonzero fraction:', [(int(ch), round(float(prev[ch]), 3), round(float(per_ch_nz[ch]), 3)) for ch in top])
     prev = per_ch_nz

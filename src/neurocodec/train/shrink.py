@@ -45,9 +45,7 @@ def hidden_chains(model: nn.Module) -> list[list[str]]:
 def _channel_axes(model: nn.Module, name: str) -> tuple[int, int]:
     """(output axis, input axis) of the weight of convolution ``name``: a transposed
     convolution stores its weight as (C_in, C_out, k, k)."""
-    layer = model.get_submodule(name)
-    transposed = isinstance(layer, nn.ConvTranspose2d) or getattr(layer, "transposed", False)
-    return (1, 0) if transposed else (0, 1)
+    return (1, 0) if model.get_submodule(name).transposed else (0, 1)  # nn.ConvNd and FixedPointConv
 
 
 def shrink_state(source: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
