@@ -118,10 +118,22 @@ class Context:
         dist.all_gather_object(out, obj)
         return out
 
-    def close(self) -> None:
+    def close(self, clean: bool = True) -> None:
+        """Leave the process group this context created (no-op otherwise).
+
+        ``clean``: every process got here without an error, so they first wait for each
+        other; one leaving while another still talks to it can abort the other at exit.
+        """
         if self.owns_group:
+            import gc
+
             import torch.distributed as dist
 
+            # DistributedDataParallel's reducer keeps the group alive through reference
+            # cycles; free it now, not during interpreter shutdown, where gloo aborts.
+            gc.collect()
+            if clean:
+                dist.barrier()
             dist.destroy_process_group()
             self.owns_group = False
 

@@ -130,9 +130,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, progress: bool = True, stop_aft
     """
     ctx = distributed.setup(device)
     try:
-        return _train(cfg, Path(run_dir), progress, stop_after, on_step, ctx)
-    finally:
-        ctx.close()
+        checkpoint = _train(cfg, Path(run_dir), progress, stop_after, on_step, ctx)
+    except BaseException:
+        ctx.close(clean=False)
+        raise
+    ctx.close()
+    return checkpoint
 
 
 def _train(cfg: TrainConfig, run: Path, progress: bool, stop_after: int | None, on_step,
