@@ -320,13 +320,9 @@ class IntTables:
     # -- information content ------------------------------------------------
 
     def ideal_bits(self, symbols: Any, table_indexes: Any) -> float:
-        """Information content of `symbols` under these tables, in bits.
-
-        This is the ideal code length the coders approach: the sum over symbols
-        of `precision - log2(freq)`, where an out-of-range symbol costs its
-        escape entry plus its bypass code, `log2(33)` bits for the bit length
-        `L` of its zigzagged value and `max(L - 1, 0)` bits for the value. It
-        does not include the coder's final flush (at most a few 32-bit words).
+        """Information content of `symbols` under these tables, in bits: the sum
+        of `symbol_bits` (the ideal code length the coders approach; it does not
+        include the coder's final flush, at most a few 32-bit words).
 
         Args:
           symbols: int32 array-like (converted with `np.asarray`), any shape.
@@ -339,22 +335,37 @@ class IntTables:
         Raises:
           ValueError: on a dtype, shape or index-range error.
         """
+        return float(np.sum(self.symbol_bits(symbols, table_indexes)))
+
+    def symbol_bits(self, symbols: Any, table_indexes: Any) -> np.ndarray:
+        """Information content of each symbol, in bits: `precision - log2(freq)`,
+        where an out-of-range symbol costs its escape entry plus its bypass code,
+        `log2(33)` bits for the bit length `L` of its zigzagged value and
+        `max(L - 1, 0)` bits for the value.
+
+        Args:
+          symbols: int32 array-like (converted with `np.asarray`), any shape.
+          table_indexes: integer array-like of the same shape, in `[0, T)`.
+
+        Returns:
+          float64 array of the symbols' shape.
+
+        Raises:
+          ValueError: on a dtype, shape or index-range error.
+        """
         sym, idx = _check_coding_inputs(symbols, table_indexes, self.num_tables)
+        shape = sym.shape
         sym = sym.ravel().astype(np.int64)
         idx = idx.ravel()
-        if sym.size == 0:
-            return 0.0
         sizes = self.sizes
         local = sym - self.minima[idx]
         escaped = (local < 0) | (local >= sizes[idx])
         local = np.where(escaped, sizes[idx], local)
-        freq = self.freqs[self.offsets[idx] + local].astype(np.float64)
-        bits = float(np.sum(self.precision - np.log2(freq)))
+        bits = self.precision - np.log2(self.freqs[self.offsets[idx] + local].astype(np.float64))
         if escaped.any():
             lengths = bit_length(zigzag(sym[escaped]))
-            bits += escaped.sum() * math.log2(ESCAPE_LENGTH_ALPHABET)
-            bits += float(np.maximum(lengths - 1, 0).sum())
-        return bits
+            bits[escaped] += math.log2(ESCAPE_LENGTH_ALPHABET) + np.maximum(lengths - 1, 0)
+        return bits.reshape(shape)
 
 
 # ---------------------------------------------------------------------------

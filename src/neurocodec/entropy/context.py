@@ -204,6 +204,10 @@ class ContextHyperprior(MeanScaleHyperprior):
         ``channel_order[:slices[0]]``, and so on (default: natural order).
     """
 
+    # Later symbols' contexts depend on earlier choices, so a per-latent greedy choice
+    # against a fixed prior does not apply.
+    rd_rounding = False
+
     def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128,
                  slices: tuple[int, ...] = (12, 12, 24, 48, 96), context_hidden: int = 96,
                  channel_order: list[int] | None = None):

@@ -24,6 +24,7 @@ from torch import nn
 from .factorized import FactorizedDensity
 from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact, round_ste
 from .gaussian import gaussian_pmfs, residual_bits, scale_table
+from .rd_rounding import rd_round
 
 Z_LIMIT = 2**15  # hyper-latents are clamped here so fixed-point sums stay below 2**53
 # Latents are scaled for unit quantisation steps (DC coefficients reach hundreds); the
@@ -292,6 +293,9 @@ class MeanScaleHyperprior(nn.Module):
       hidden: channels inside ``h_a`` and ``h_s``.
     """
 
+    #: :meth:`quantise` accepts a ``distortion_weight`` (rate-distortion rounding).
+    rd_rounding = True
+
     def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128):
         super().__init__()
         self.latent_channels = latent_channels
@@ -383,15 +387,24 @@ class MeanScaleHyperprior(nn.Module):
         return np.ascontiguousarray(np.broadcast_to(channel, shape))
 
     @torch.no_grad()
-    def quantise(self, y: torch.Tensor, quality: float) -> HyperSymbols:
-        """Encoder side: scaled latents float32 (1, C, H, W) at ``quality`` -> symbols and table indexes."""
+    def quantise(self, y: torch.Tensor, quality: float, distortion_weight: np.ndarray | None = None
+                 ) -> HyperSymbols:
+        """Encoder side: scaled latents float32 (1, C, H, W) at ``quality`` -> symbols and table indexes.
+
+        ``distortion_weight``: float64 (1, C, 1, 1), bits per unit of squared latent error
+        per channel; given, symbols are chosen by :func:`~neurocodec.entropy.rd_rounding.rd_round`
+        instead of plain rounding (the decoder is the same either way).
+        """
         self._require_tables()
         z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
         z_symbols = torch.clamp(torch.round(z), -Z_LIMIT, Z_LIMIT).to(torch.int32).numpy()
         mean, y_indexes = self._prior(z_symbols, quality)
-        y_symbols = torch.clamp(torch.round(y.double()) - mean, -2**31, 2**31 - 1).to(torch.int32)
-        y_hat = (y_symbols.to(torch.int64) + mean).float()
-        return HyperSymbols(z_symbols, y_symbols.numpy(), y_indexes, y_hat)
+        y_symbols = torch.clamp(torch.round(y.double()) - mean, -2**31, 2**31 - 1).to(torch.int32).numpy()
+        if distortion_weight is not None:
+            residual = y.double().numpy() - mean.numpy()
+            y_symbols = rd_round(residual, y_symbols, y_indexes, self.y_tables, distortion_weight)
+        y_hat = (torch.from_numpy(y_symbols).to(torch.int64) + mean).float()
+        return HyperSymbols(z_symbols, y_symbols, y_indexes, y_hat)
 
     def encode(self, symbols: HyperSymbols, coder: str = "cpu") -> list[bytes]:
         """Symbols -> [z segment, y segment]."""

@@ -679,6 +679,8 @@ class MixtureHyperprior(MeanScaleHyperprior):
       components: K, mixture components per latent.
     """
 
+    rd_rounding = False  # not implemented for mixture tables
+
     def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128, components: int = 3):
         super().__init__(latent_channels, hyper_channels, hidden)
         self.components = int(components)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..entropy import MeanScaleHyperprior
+from ..entropy.rd_rounding import RD_KAPPA
 
 # Rate-distortion trade-offs of qualities 1..8 (distortion = lambda * 255^2 * MSE), the
 # values CompressAI uses, so quality q here is comparable with quality q there.
@@ -50,6 +51,10 @@ def interpolate_qualities(table: torch.Tensor, quality: torch.Tensor) -> torch.T
     low = torch.clamp(torch.floor(position), max=len(LAMBDAS) - 2).long()
     frac = (position - low).unsqueeze(1).to(table.dtype)
     return table[low] * (1 - frac) + table[low + 1] * frac
+
+
+class ProbeTooSmallError(ValueError):
+    """Probe images too small for :meth:`VariableRateCodec.measure_channel_energy`."""
 
 
 class VariableRateCodec(nn.Module):
@@ -179,11 +184,83 @@ class VariableRateCodec(nn.Module):
         """Unscaled latents (1, C, h, w) from :meth:`analysis` -> (segments, scaled y_hat).
 
         Split from :meth:`compress` so rate control can try several qualities on one
-        analysis pass.
+        analysis pass. With :attr:`channel_energy` set, symbols are chosen by
+        rate-distortion rounding (:mod:`neurocodec.entropy.rd_rounding`).
         """
         gain, _ = self.gains(torch.tensor([quality], dtype=torch.float32))
-        symbols = self.entropy_model.quantise(y * gain, quality)
+        weight = self.rd_weight(quality)
+        if weight is None:
+            symbols = self.entropy_model.quantise(y * gain, quality)
+        else:
+            symbols = self.entropy_model.quantise(y * gain, quality, distortion_weight=weight)
         return self.entropy_model.encode(symbols, coder), symbols.y_hat
+
+    # -- rate-distortion rounding (encoder only) ----------------------------------------
+    #: float32 (8, C) or None: the squared pixel error (pixels in [0, 1], mean over the
+    #: colour channels, summed over positions) one unit of error in a gain-scaled latent of
+    #: each channel causes, at each quality. Encoder-side data from a weight file's hints
+    #: (:func:`neurocodec.zoo.write_encoder_hints`); None codes with plain rounding.
+    channel_energy: torch.Tensor | None = None
+
+    def rd_weight(self, quality: float) -> np.ndarray | None:
+        """Per-channel distortion weight of rate-distortion rounding at ``quality``:
+        ``RD_KAPPA * lambda * 255^2 * energy`` (energy interpolated geometrically between
+        qualities), float64 (1, C, 1, 1) in bits per unit of squared latent error; None
+        without :attr:`channel_energy` or for an entropy model that does not support it."""
+        if self.channel_energy is None or not getattr(self.entropy_model, "rd_rounding", False):
+            return None
+        q = torch.tensor([quality], dtype=torch.float64)
+        energy = torch.exp(interpolate_qualities(torch.log(self.channel_energy.double()), q))
+        weight = RD_KAPPA * float(lambda_for_quality(q)) * 255.0**2 * energy
+        return weight.numpy().reshape(1, -1, 1, 1)
+
+    @torch.no_grad()
+    def measure_channel_energy(self, x: torch.Tensor, spacing: int = 6, samples: int = 4) -> torch.Tensor:
+        """Measure :attr:`channel_energy` through the synthesis on probe images.
+
+        The latents of ``x`` (plainly rounded) are cut into cells of ``spacing`` x
+        ``spacing`` latents; in each synthesis pass, the latent at the centre of every
+        cell is perturbed by +1 in one channel (a different channel per cell and pass),
+        and the squared change of the output inside the cell's pixels, averaged over
+        colour channels, is one sample of that channel's energy. Cells are wide enough
+        that the changes of neighbouring cells do not overlap; ``samples`` samples per
+        channel and quality are averaged.
+
+        Args:
+          x: float32 (B, 3, H, W) in [0, 1], H and W multiples of :attr:`pad_multiple`
+            and of at least ``spacing`` latents.
+        Returns:
+          float32 (8, C), positive.
+        Raises:
+          ProbeTooSmallError: the latents of ``x`` hold no cell.
+        """
+        channels = self.latent_channels
+        rows = []
+        for quality in range(1, len(LAMBDAS) + 1):
+            q = torch.full((x.shape[0],), float(quality))
+            gain, inverse = self.gains(q)
+            y_hat = torch.round(self.analysis(x) * gain)
+            base = self.synthesis(y_hat * inverse, q)
+            cells_h, cells_w = y_hat.shape[2] // spacing, y_hat.shape[3] // spacing
+            if cells_h == 0 or cells_w == 0:
+                raise ProbeTooSmallError(f"probe images of {tuple(x.shape[2:])} pixels hold no cell of "
+                                         f"{spacing} x {spacing} latents")
+            cell_px = spacing * (x.shape[2] // y_hat.shape[2])
+            b, i, j = (t.flatten() for t in torch.meshgrid(torch.arange(x.shape[0]), torch.arange(cells_h),
+                                                             torch.arange(cells_w), indexing="ij"))
+            total = torch.zeros(channels, dtype=torch.float64)
+            count = torch.zeros(channels, dtype=torch.float64)
+            for first in range(0, samples * channels, len(b)):
+                channel = (torch.arange(len(b)) + first) % channels
+                perturbed = y_hat.clone()
+                perturbed[b, channel, i * spacing + spacing // 2, j * spacing + spacing // 2] += 1
+                change = ((self.synthesis(perturbed * inverse, q) - base).double() ** 2).mean(1)
+                change = change[:, :cells_h * cell_px, :cells_w * cell_px]
+                per_cell = change.reshape(x.shape[0], cells_h, cell_px, cells_w, cell_px).sum((2, 4))
+                total.index_add_(0, channel, per_cell[b, i, j])
+                count.index_add_(0, channel, torch.ones(len(b), dtype=torch.float64))
+            rows.append(total / count)
+        return torch.stack(rows).clamp_min(1e-12).float()
 
     @torch.no_grad()
     def reconstruct(self, y_hat: torch.Tensor, quality: float) -> torch.Tensor:

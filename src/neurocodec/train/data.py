@@ -72,3 +72,23 @@ class CropDataset:
                 patch = im[top:top + self.crop, left:left + self.crop]
                 out[i - keep.start] = patch[:, ::-1] if flip else patch
         return out
+
+
+def probe_crops(folder: str | Path, multiple: int, count: int = 4, crop: int = 256, scale: float = 0.5,
+                seed: int = 0) -> np.ndarray:
+    """A fixed set of training crops for measurements made at export (encoder hints):
+    ``count`` random crops, drawn with ``seed``, of the images at ``scale`` (or at full
+    size if none is large enough at that scale). The side is ``crop`` rounded down to a
+    multiple of ``multiple``, or the largest such side some image allows.
+
+    Returns:
+      uint8 (count, side, side, 3).
+    """
+    for side in range(crop // multiple * multiple, 0, -multiple):
+        for factor in (scale, 1.0):
+            try:
+                data = CropDataset(folder, side, (factor,))
+            except ValueError:  # no image this large at this scale
+                continue
+            return data.batch(np.random.default_rng(seed), count)
+    raise ValueError(f"no image in {folder} is at least {multiple}x{multiple} pixels")

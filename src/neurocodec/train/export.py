@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..models import build_model
+from ..models.base import ProbeTooSmallError
 from ..zoo.weights import export_weights
 
 
@@ -33,7 +34,9 @@ def export_run(run_dir: str | Path, out_path: str | Path, name: str, description
         "last_log": records[-1] if records else None,
     }
     card.update(card_extra or {})
-    return export_weights(model, out_path, name, description, card)
+    digest = export_weights(model, out_path, name, description, card)
+    write_probe_hints(out_path, config["data"])
+    return digest
 
 
 def read_log(path: str | Path) -> list[dict]:
@@ -60,3 +63,25 @@ def cpu_seconds(records: list[dict], threads: int = 1, up_to_step: int | None = 
         total += (record["seconds"] - previous) * record.get("processes", 1) * threads
         previous = record["seconds"]
     return total
+
+
+def write_probe_hints(weights_path: str | Path, data_folder: str | Path) -> Path | None:
+    """Write the encoder hints of a weight file, measured (on its fp16-rounded weights, as
+    loaded) on :func:`~neurocodec.train.data.probe_crops` of the training folder. Returns
+    their path, or None (with a warning) for an entropy model without rate-distortion
+    rounding or training images too small to probe; the model then codes with plain
+    rounding."""
+    import warnings
+
+    from ..zoo.weights import load_weights, write_encoder_hints
+    from .data import probe_crops
+
+    model = load_weights(weights_path)
+    if not getattr(model.entropy_model, "rd_rounding", False):
+        return None
+    probe = torch.from_numpy(probe_crops(data_folder, model.pad_multiple)).permute(0, 3, 1, 2).float() / 255.0
+    try:
+        return write_encoder_hints(model, weights_path, probe)
+    except ProbeTooSmallError as error:
+        warnings.warn(f"no encoder hints written for {weights_path}: {error}", stacklevel=2)
+        return None

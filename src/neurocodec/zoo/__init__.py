@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnknownModelError
-from .weights import export_weights, load_state_into, load_weights, read_metadata, weight_hash
+from .weights import (export_weights, load_state_into, load_weights, read_metadata, weight_hash,
+                      write_encoder_hints)
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "block-hyperprior-mse"
@@ -95,4 +96,4 @@ def find_model(name: str, expected_hash: bytes) -> ModelInfo:
 
 
 __all__ = ["DEFAULT_MODEL", "ModelInfo", "WEIGHTS_DIR", "export_weights", "file_info", "find_model", "list_models",
-           "load_model", "load_state_into", "load_weights", "model_info", "weight_hash"]
+           "load_model", "load_state_into", "load_weights", "model_info", "weight_hash", "write_encoder_hints"]

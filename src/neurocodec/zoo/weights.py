@@ -11,6 +11,14 @@ A weight file holds
   ``card`` (JSON: data, steps, CPU-hours, command, measured RD).
 
 Nothing is pickled and nothing is recomputed at load time that could change a symbol.
+
+Beside a weight file ``NAME.safetensors`` may sit its encoder hints, ``NAME.hints`` (a
+safetensors file too): data only the encoder reads, so it can be added or remeasured
+without changing the weight file, its hash, or any stream already written. It holds
+``channel_energy`` float32 (8, C) (see
+:attr:`neurocodec.models.base.VariableRateCodec.channel_energy`) and, as metadata, the
+``weight_hash`` (hex) of the weight file it was measured for; hints for another hash are
+ignored with a warning.
 """
 
 from __future__ import annotations
@@ -93,7 +101,54 @@ def load_weights(path: str | Path):
     load_state_into(model, tensors, allow_missing=())
     own = set(model.state_dict())
     load_coding_state(model.entropy_model, {k: v for k, v in tensors.items() if k not in own})
+    model.channel_energy = read_encoder_hints(path, model.latent_channels)
     return model.eval()
+
+
+def hints_path(weights_path: str | Path) -> Path:
+    """Where the encoder hints of a weight file live: ``NAME.hints`` beside ``NAME.safetensors``."""
+    return Path(weights_path).with_suffix(".hints")
+
+
+def write_encoder_hints(model, weights_path: str | Path, probe: "torch.Tensor") -> Path:
+    """Measure ``model``'s channel energies on ``probe`` and write them beside the weight
+    file ``weights_path`` (which must hold ``model``). Returns the hints path.
+
+    Args:
+      probe: float32 (B, 3, H, W) in [0, 1], H and W multiples of ``model.pad_multiple``
+        (a few 256x256 crops of training images are enough; not test images).
+    """
+    from safetensors.torch import save_file
+
+    energy = model.eval().measure_channel_energy(probe)
+    path = hints_path(weights_path)
+    tmp = path.with_suffix(".hints-tmp")
+    save_file({"channel_energy": energy.contiguous()}, str(tmp),
+              metadata={"weight_hash": weight_hash(weights_path).hex(), "probe_shape": str(tuple(probe.shape)),
+                        "format": "neurocodec-hints-1"})
+    tmp.replace(path)
+    path.chmod(0o644)
+    return path
+
+
+def read_encoder_hints(weights_path: str | Path, latent_channels: int) -> "torch.Tensor | None":
+    """The channel energies float32 (8, C) stored beside a weight file, or None if there are
+    none, or (with a warning) if they were measured for another weight file or do not fit."""
+    import warnings
+
+    from safetensors import safe_open
+
+    path = hints_path(weights_path)
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        measured_for = (f.metadata() or {}).get("weight_hash")
+        energy = f.get_tensor("channel_energy") if "channel_energy" in f.keys() else None
+    if measured_for != weight_hash(weights_path).hex() or energy is None or tuple(energy.shape) != (8, latent_channels):
+        warnings.warn(f"ignoring encoder hints {path}: not measured for {Path(weights_path).name}; "
+                      "coding with plain rounding", stacklevel=2)
+        return None
+    return energy.float()
 
 
 def coding_state(entropy) -> dict[str, "torch.Tensor"]:
