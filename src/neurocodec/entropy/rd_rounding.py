@@ -19,7 +19,7 @@ through the synthesis at export time
 (:meth:`neurocodec.models.base.VariableRateCodec.measure_channel_energy`), and ``lambda``
 is the quality's training trade-off; ``kappa`` = 1 would make the choice greedy-optimal
 for the training loss if the synthesis were linear. ``kappa`` = :data:`RD_KAPPA` was
-chosen with the shipped model's hints on Kodak images 1-3 (BD-rate against plain rounding,
+chosen with the session-5 default's hints on Kodak images 1-3 (BD-rate against plain rounding,
 qualities 1, 2, 3, 4, 6 and 8, real files: -5.8 % at kappa 4.5, -7.0 % at 6, -7.6 % at
 7.5, -8.1 % at 10, -8.3 % at 13, -8.2 % at 16; docs/models.md). The optimum is flat and
 an order of magnitude above the linear estimate, an empirical fact this module does not
