@@ -2,6 +2,8 @@
 # on the first N Kodak images, and the BD-rate of the first against the second; every decode is
 # checked against the encoder's reconstruction. How RD_KAPPA was chosen (docs/models.md):
 #   KAPPA=13 rd-rounding-kappa.py WEIGHTS 3 1,2,3,4,6,8     (WEIGHTS with WEIGHTS' .hints beside it)
+# IMAGES=FOLDER measures on the N smallest images of FOLDER instead (e.g. training images, to check
+# that the constant chosen on Kodak is not fitted to the test images).
 import os, sys, numpy as np, torch
 sys.path.insert(0, '/work/main/src')
 torch.set_num_threads(1)
@@ -11,7 +13,10 @@ from neurocodec.bench import load_images
 from neurocodec.metrics import psnr, bd_rate
 base.RD_KAPPA = float(os.environ.get('KAPPA', base.RD_KAPPA))
 w, n, qs = sys.argv[1], int(sys.argv[2]), [float(x) for x in sys.argv[3].split(',')]
-imgs = load_images('/work/shared/data/kodak')[:n]
+if os.environ.get('IMAGES'):
+    imgs = sorted(load_images(os.environ['IMAGES']), key=lambda item: item[1].size)[:n]
+else:
+    imgs = load_images('/work/shared/data/kodak')[:n]
 curves = {}
 for mode in ('hints', 'plain'):
     pts = []
