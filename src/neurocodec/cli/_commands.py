@@ -423,6 +423,7 @@ def cmd_info(args) -> int:
 
 def models_list() -> list[dict]:
     from neurocodec import zoo
+    from neurocodec.zoo.weights import hints_path
 
     out = []
     for m in zoo.list_models():
@@ -437,6 +438,7 @@ def models_list() -> list[dict]:
             # a warm-started model's card also gives its whole lineage; that is what trained it
             "steps": card.get("total_steps", card.get("steps")),
             "cpu_hours": card.get("total_cpu_hours", card.get("cpu_hours")),
+            "encoder_hints": hints_path(m.path).is_file(),
         })
     return out
 
@@ -461,6 +463,7 @@ def cmd_models(args) -> int:
             trained.append(f"{m['cpu_hours']:g} CPU-hours")
         if trained:
             print(f"    trained: {', '.join(trained)}")
+        print("    encoder: " + ("rate-distortion rounding (encoder hints)" if m["encoder_hints"] else "plain rounding"))
     print("(* = default model)")
     return EXIT_OK
 
