@@ -143,6 +143,11 @@ def test_hints_of_another_weight_file_are_ignored(hinted_weights, tmp_path):
         warnings.simplefilter("always")
         assert load_weights(other).channel_energy is None
     assert any("ignoring encoder hints" in str(w.message) for w in caught)
+    hints_path(other).write_bytes(b"not a safetensors file")           # damaged: ignored too
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert load_weights(other).channel_energy is None
+    assert any("ignoring encoder hints" in str(w.message) for w in caught)
 
 
 def test_export_run_writes_hints_the_codec_uses(tiny_folder, tmp_path):

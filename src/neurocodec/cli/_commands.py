@@ -423,7 +423,7 @@ def cmd_info(args) -> int:
 
 def models_list() -> list[dict]:
     from neurocodec import zoo
-    from neurocodec.zoo.weights import hints_path
+    from neurocodec.zoo.weights import hints_measured_for
 
     out = []
     for m in zoo.list_models():
@@ -438,7 +438,7 @@ def models_list() -> list[dict]:
             # a warm-started model's card also gives its whole lineage; that is what trained it
             "steps": card.get("total_steps", card.get("steps")),
             "cpu_hours": card.get("total_cpu_hours", card.get("cpu_hours")),
-            "encoder_hints": hints_path(m.path).is_file(),
+            "encoder_hints": hints_measured_for(m.path) == m.weight_hash,
         })
     return out
 

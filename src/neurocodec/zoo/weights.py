@@ -131,22 +131,45 @@ def write_encoder_hints(model, weights_path: str | Path, probe: "torch.Tensor") 
     return path
 
 
-def read_encoder_hints(weights_path: str | Path, latent_channels: int) -> "torch.Tensor | None":
-    """The channel energies float32 (8, C) stored beside a weight file, or None if there are
-    none, or (with a warning) if they were measured for another weight file or do not fit."""
-    import warnings
+def hints_measured_for(weights_path: str | Path) -> bytes | None:
+    """The weight hash the hints beside ``weights_path`` were measured for (None without
+    readable hints)."""
+    energy_and_hash = _read_hints(weights_path)
+    return None if energy_and_hash is None else energy_and_hash[1]
 
+
+def _read_hints(weights_path: str | Path) -> "tuple[torch.Tensor | None, bytes] | None":
+    """(channel_energy or None, measured-for hash) from the hints file, or None if there is
+    none or it cannot be read."""
     from safetensors import safe_open
 
     path = hints_path(weights_path)
     if not path.is_file():
         return None
-    with safe_open(str(path), framework="pt") as f:
-        measured_for = (f.metadata() or {}).get("weight_hash")
-        energy = f.get_tensor("channel_energy") if "channel_energy" in f.keys() else None
-    if measured_for != weight_hash(weights_path).hex() or energy is None or tuple(energy.shape) != (8, latent_channels):
-        warnings.warn(f"ignoring encoder hints {path}: not measured for {Path(weights_path).name}; "
-                      "coding with plain rounding", stacklevel=2)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            measured_for = bytes.fromhex((f.metadata() or {}).get("weight_hash", ""))
+            energy = f.get_tensor("channel_energy") if "channel_energy" in f.keys() else None
+    except Exception:  # any damaged file (safetensors' own error type, bad hex, ...): no hints
+        return None
+    return energy, measured_for
+
+
+def read_encoder_hints(weights_path: str | Path, latent_channels: int) -> "torch.Tensor | None":
+    """The channel energies float32 (8, C) stored beside a weight file, or None if there are
+    none, or (with a warning) if they cannot be read, were measured for another weight file
+    or do not fit the model."""
+    import warnings
+
+    path = hints_path(weights_path)
+    if not path.is_file():
+        return None
+    read = _read_hints(weights_path)
+    energy = None if read is None else read[0]
+    if (read is None or read[1] != weight_hash(weights_path) or energy is None
+            or tuple(energy.shape) != (8, latent_channels)):
+        warnings.warn(f"ignoring encoder hints {path}: unreadable, or not measured for "
+                      f"{Path(weights_path).name}; coding with plain rounding", stacklevel=2)
         return None
     return energy.float()
 
