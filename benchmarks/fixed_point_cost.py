@@ -13,8 +13,9 @@ Measures Kodak RD (real file sizes, qualities 1..8) of:
 5. that prior converted by post-training quantisation
    (:func:`neurocodec.train.ptq.convert_float_prior`, calibrated on training crops).
 
-The prior never changes the reconstruction (symbols are ``round(y) - mean`` with integer
-means, so ``y_hat = round(y)``), so all variants of one model have the same PSNR and the
+With plain rounding (this benchmark switches rate-distortion rounding off) the prior never
+changes the reconstruction (symbols are ``round(y) - mean`` with integer means, so
+``y_hat = round(y)``), so all variants of one model have the same PSNR and the
 BD-rates are pure rate differences at equal quality. Reports BD-rate of 1 vs 2 and of
 4 and 5 vs 3, writes the ``fixed-point-cost`` section of docs/benchmarks.md and
 benchmarks/results/fixed_point_cost.json.
@@ -151,6 +152,9 @@ def codec_for(weights: Path, float_prior: bool = False, state: dict | None = Non
     from neurocodec.codec import Codec
 
     codec = Codec(weights=str(weights))
+    # Plain rounding: this compares priors at identical reconstructions, and rate-distortion
+    # rounding (the encoder hints) would make the chosen symbols depend on the prior.
+    codec.model.channel_energy = None
     if state is not None:
         codec.model.load_state_dict(state)
     if float_prior:
