@@ -399,9 +399,10 @@ class MeanScaleHyperprior(nn.Module):
         z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
         z_symbols = torch.clamp(torch.round(z), -Z_LIMIT, Z_LIMIT).to(torch.int32).numpy()
         mean, y_indexes = self._prior(z_symbols, quality)
-        y_symbols = torch.clamp(torch.round(y.double()) - mean, -2**31, 2**31 - 1).to(torch.int32).numpy()
+        y64 = y.double()
+        y_symbols = torch.clamp(torch.round(y64) - mean, -2**31, 2**31 - 1).to(torch.int32).numpy()
         if distortion_weight is not None:
-            residual = y.double().numpy() - mean.numpy()
+            residual = (y64 - mean).numpy()
             y_symbols = rd_round(residual, y_symbols, y_indexes, self.y_tables, distortion_weight)
         y_hat = (torch.from_numpy(y_symbols).to(torch.int64) + mean).float()
         return HyperSymbols(z_symbols, y_symbols, y_indexes, y_hat)

@@ -63,7 +63,8 @@ def rd_round(residual: np.ndarray, symbols: np.ndarray, indexes: np.ndarray, tab
     bits_saved = tables.symbol_bits(current, table) - tables.symbol_bits(step_back, table)
     r = residual.reshape(-1)[nonzero]
     added_error = (r - step_back) ** 2 - (r - current) ** 2
-    w = np.broadcast_to(weight, symbols.shape).reshape(-1)[nonzero]
+    # index the broadcast view: no latent-sized copy of a per-channel weight
+    w = np.broadcast_to(weight, symbols.shape)[np.unravel_index(nonzero, symbols.shape)]
     with np.errstate(invalid="ignore"):  # inf * 0 (a latent exactly half-way) is no move
         move = w * added_error < bits_saved
     flat[nonzero[move]] = step_back[move]

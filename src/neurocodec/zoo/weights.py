@@ -23,10 +23,11 @@ ignored with a warning.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..format import weight_hash_of
 
 if TYPE_CHECKING:  # torch is imported only where tensors are built
     import torch
@@ -37,7 +38,7 @@ TABLE_PREFIXES = {"y": "tables.y.", "z": "tables.z."}
 
 def weight_hash(path: str | Path) -> bytes:
     """First 8 bytes of the SHA-256 of a weight file (what streams record)."""
-    return hashlib.sha256(Path(path).read_bytes()).digest()[:8]
+    return weight_hash_of(Path(path).read_bytes())
 
 
 def export_weights(model, path: str | Path, name: str, description: str = "", card: dict | None = None) -> bytes:
@@ -91,17 +92,18 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def load_weights(path: str | Path):
     """Build the model stored in ``path``, ready to code (eval mode, tables loaded)."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     from ..models import build_model
 
     meta = read_metadata(path)
     model = build_model(meta["architecture"], **meta["config"])
-    tensors = load_file(str(path))
+    data = Path(path).read_bytes()  # read once: the tensors and the hash the hints must match
+    tensors = load(data)
     load_state_into(model, tensors, allow_missing=())
     own = set(model.state_dict())
     load_coding_state(model.entropy_model, {k: v for k, v in tensors.items() if k not in own})
-    model.channel_energy = read_encoder_hints(path, model.latent_channels)
+    model.channel_energy = read_encoder_hints(path, model.latent_channels, weight_hash_of(data))
     return model.eval()
 
 
@@ -155,10 +157,11 @@ def _read_hints(weights_path: str | Path) -> "tuple[torch.Tensor | None, bytes] 
     return energy, measured_for
 
 
-def read_encoder_hints(weights_path: str | Path, latent_channels: int) -> "torch.Tensor | None":
-    """The channel energies float32 (8, C) stored beside a weight file, or None if there are
-    none, or (with a warning) if they cannot be read, were measured for another weight file
-    or do not fit the model."""
+def read_encoder_hints(weights_path: str | Path, latent_channels: int, weights_hash: bytes
+                       ) -> "torch.Tensor | None":
+    """The channel energies float32 (8, C) stored beside a weight file (whose hash is
+    ``weights_hash``), or None if there are none, or (with a warning) if they cannot be read,
+    were measured for another weight file or do not fit the model."""
     import warnings
 
     path = hints_path(weights_path)
@@ -166,7 +169,7 @@ def read_encoder_hints(weights_path: str | Path, latent_channels: int) -> "torch
         return None
     read = _read_hints(weights_path)
     energy = None if read is None else read[0]
-    if (read is None or read[1] != weight_hash(weights_path) or energy is None
+    if (read is None or read[1] != weights_hash or energy is None
             or tuple(energy.shape) != (8, latent_channels)):
         warnings.warn(f"ignoring encoder hints {path}: unreadable, or not measured for "
                       f"{Path(weights_path).name}; coding with plain rounding", stacklevel=2)
