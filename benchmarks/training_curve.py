@@ -47,11 +47,16 @@ def main(argv=None) -> int:
                         help="only write the docs section and plot from an existing --out-json")
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="keep the rows of snapshots already in --out-json")
+    parser.add_argument("--trend-from", type=float, default=None, metavar="HOURS",
+                        help="fit BD-rate = a + b log2(CPU-hours) to the snapshots from HOURS on, and report it")
+    parser.add_argument("--goal", type=float, default=None, metavar="PCT",
+                        help="with --trend-from: the CPU-hours at which the fitted trend reaches this BD-rate vs JPEG")
     args = parser.parse_args(argv)
     command = "python benchmarks/training_curve.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.render_only:
         result = json.loads(Path(args.out_json).read_text())
-        _plot(result["rows"], args.out_png, result["images"])
+        result["trend"] = _trend(result["rows"], args.trend_from, args.goal)
+        _plot(result["rows"], args.out_png, result["images"], result["trend"])
         if not args.no_docs:
             _write_section(result, args.out_png)
         return 0
@@ -96,9 +101,9 @@ def main(argv=None) -> int:
             print(json.dumps(rows[-1]), flush=True)
     Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
     result = {"images": args.images, "qualities": qualities, "rows": rows, "command": command,
-              "date": time.strftime("%Y-%m-%d")}
+              "date": time.strftime("%Y-%m-%d"), "trend": _trend(rows, args.trend_from, args.goal)}
     Path(args.out_json).write_text(json.dumps(result, indent=1))
-    _plot(rows, args.out_png, args.images)
+    _plot(rows, args.out_png, args.images, result["trend"])
     if not args.no_docs:
         _write_section(result, args.out_png)
     return 0
@@ -116,15 +121,46 @@ def _write_section(result: dict, png: str) -> None:
              "wall time times its processes and threads, from the run's log (shared machine, so an upper bound), "
              "including the runs each was warm-started from (`--offset`). Few images: read the trend, not the "
              "last digit.", "",
-             f"![BD-rate against CPU-hours](img/{Path(png).name})", "",
-             "| run | step | CPU-hours | BD-rate vs JPEG |", "|---|---|---|---|"]
+             f"![BD-rate against CPU-hours](img/{Path(png).name})", ""]
+    trend = result.get("trend")
+    if trend is not None:
+        lines += [f"Trend: a least-squares line of BD-rate on log2(CPU-hours) through the {trend['snapshots']} snapshots "
+                  f"from {trend['from_hours']:g} CPU-hours on gives **{trend['per_doubling']:+.2f} points per doubling** "
+                  "of training time."]
+        if trend["goal"] is not None:
+            lines[-1] += (f" At that rate a BD-rate of {trend['goal']:+.1f} % against JPEG is reached after about "
+                          f"**{trend['goal_hours']:,.0f} CPU-hours**." if trend["goal_hours"] is not None else
+                          f" That line never reaches {trend['goal']:+.1f} %.")
+        lines += [""]
+    lines += ["| run | step | CPU-hours | BD-rate vs JPEG |", "|---|---|---|---|"]
     for r in result["rows"]:
         bd = "n/a" if r["bd_rate_vs_jpeg"] is None else f"{r['bd_rate_vs_jpeg']:+.1f} %"
         lines.append(f"| {r['run']} | {r['step']} | {r['cpu_hours']:.2f} | {bd} |")
     update_section(ROOT / "docs" / "benchmarks.md", "training-curve", "\n".join(lines))
 
 
-def _plot(rows, path, images) -> None:
+def _trend(rows: list[dict], from_hours: float | None, goal: float | None) -> dict | None:
+    """Least-squares line BD = a + b log2(hours) through the snapshots from ``from_hours`` on:
+    b is the BD-rate change per doubling of CPU time; with ``goal``, the hours at which the
+    line reaches it (None if the line does not head towards it)."""
+    if from_hours is None:
+        return None
+    import numpy as np
+
+    pts = [(r["cpu_hours"], r["bd_rate_vs_jpeg"]) for r in rows
+           if r["bd_rate_vs_jpeg"] is not None and r["cpu_hours"] >= from_hours]
+    if len(pts) < 3:
+        raise SystemExit(f"--trend-from {from_hours}: fewer than 3 snapshots to fit")
+    hours, bd = np.array(pts).T
+    slope, intercept = np.polyfit(np.log2(hours), bd, 1)
+    trend = {"from_hours": from_hours, "snapshots": len(pts), "per_doubling": float(slope),
+             "intercept": float(intercept), "last_hours": float(hours.max()), "goal": goal, "goal_hours": None}
+    if goal is not None and slope < 0:
+        trend["goal_hours"] = float(2.0 ** ((goal - intercept) / slope))
+    return trend
+
+
+def _plot(rows, path, images, trend=None) -> None:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -138,8 +174,18 @@ def _plot(rows, path, images) -> None:
         pts = [(r["cpu_hours"], r["bd_rate_vs_jpeg"]) for r in rows if r["architecture"] == arch and r["bd_rate_vs_jpeg"] is not None]
         if pts:
             ax.plot(*zip(*pts), marker="o", label=arch)
+    if trend is not None:
+        import numpy as np
+
+        end = trend["last_hours"] * 4
+        xs = np.geomspace(trend["from_hours"], end, 50)
+        ax.plot(xs, trend["intercept"] + trend["per_doubling"] * np.log2(xs), "k--", lw=1,
+                label=f"trend {trend['per_doubling']:+.1f} points / doubling")
+        if trend["goal"] is not None:
+            ax.axhline(trend["goal"], color="red", lw=0.8, ls=":", label=f"goal {trend['goal']:+.1f} %")
     ax.axhline(0, color="gray", lw=0.8)
-    ax.set_xlabel("training CPU-hours (1 thread)")
+    ax.set_xscale("log")
+    ax.set_xlabel("training CPU-hours (1 thread), log scale")
     ax.set_ylabel(f"BD-rate vs JPEG, % (first {images} Kodak images)")
     ax.grid(alpha=0.3)
     ax.legend()
