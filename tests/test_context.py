@@ -146,6 +146,38 @@ def test_symbols_round_trip_and_reconstruction_is_round_y(codec, shape, quality)
         assert torch.equal(entropy.decode(entropy.encode(symbols, coder), shape, quality, coder), symbols.y_hat)
 
 
+@pytest.mark.parametrize("shape,quality", [((1, 192, 4, 4), 1.0), ((1, 192, 8, 12), 2.75), ((1, 192, 12, 8), 6.0)])
+def test_rate_distortion_rounding_runs_the_decoders_passes(codec, shape, quality):
+    """Pass-by-pass choice: with an infinite weight it is plain rounding, symbol for symbol
+    and table for table; with a finite one it moves symbols, and the decoder (which needs
+    no weight) still reconstructs exactly what the encoder chose."""
+    entropy = codec.model.entropy_model
+    y = torch.randn(shape, generator=torch.Generator().manual_seed(8)) * 6
+    plain = entropy.quantise(y, quality)
+    unchanged = entropy.quantise(y, quality, distortion_weight=np.full((1, shape[1], 1, 1), np.inf))
+    np.testing.assert_array_equal(unchanged.y_symbols, plain.y_symbols)
+    np.testing.assert_array_equal(unchanged.y_indexes, plain.y_indexes)
+    assert torch.equal(unchanged.y_hat, plain.y_hat)
+    weight = np.linspace(0.05, 2.0, shape[1]).reshape(1, -1, 1, 1)
+    chosen = entropy.quantise(y, quality, distortion_weight=weight)
+    assert (chosen.y_symbols != plain.y_symbols).any()
+    assert ((chosen.y_hat - y).abs() <= 1.5 + 1e-4).all()          # at most one step past round(y)
+    assert torch.equal(entropy.decode(entropy.encode(chosen), shape, quality), chosen.y_hat)
+
+
+def test_round_trip_with_hints_and_a_decoder_without_them(codec):
+    model = codec.model
+    image = fuzz.seed_image(48, 64, 2)
+    plain_bytes = codec.compress(image, 3.0)
+    model.channel_energy = torch.full((8, model.latent_channels), 1e-3)
+    try:
+        data, promised = codec.compress_with_reconstruction(image, 3.0)
+    finally:
+        model.channel_energy = None
+    assert data != plain_bytes                                            # the hints were used
+    np.testing.assert_array_equal(neurocodec.decompress(data), promised)
+
+
 def test_context_is_used_and_fresh_model_equals_hyperprior(tmp_path):
     """Random context weights change the table indexes; a fresh block-context model (its
     output layers are zero) codes exactly the symbols and indexes of the block-hyperprior

@@ -45,6 +45,7 @@ from torch import nn
 
 from ..errors import FormatError
 from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact
+from .rd_rounding import rd_round
 from .hyperprior import (
     HYPER_INPUT_SCALE, LOG_BITS, NUM_SCALES, Z_LIMIT, GAIN_BITS, HyperSymbols,
     MeanScaleHyperprior, fixed_point_gain, quality_log2_gain, round_ste, scale_prior, scale_prior_exact,
@@ -204,9 +205,9 @@ class ContextHyperprior(MeanScaleHyperprior):
         ``channel_order[:slices[0]]``, and so on (default: natural order).
     """
 
-    # Later symbols' contexts depend on earlier choices, so a per-latent greedy choice
-    # against a fixed prior does not apply.
-    rd_rounding = False
+    # Later symbols' contexts depend on earlier choices, so the encoder chooses pass by
+    # pass, as the decoder decodes (see quantise).
+    rd_rounding = True
 
     def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128,
                  slices: tuple[int, ...] = (12, 12, 24, 48, 96), context_hidden: int = 96,
@@ -349,13 +350,23 @@ class ContextHyperprior(MeanScaleHyperprior):
         return torch.cat([y_u_slice * anchor, plane], 1)
 
     @torch.no_grad()
-    def quantise(self, y: torch.Tensor, quality: float) -> HyperSymbols:
+    def quantise(self, y: torch.Tensor, quality: float, distortion_weight: np.ndarray | None = None
+                 ) -> HyperSymbols:
         """Encoder side: scaled latents float32 (1, C, H, W) -> symbols and table indexes
-        (natural channel order, as :meth:`MeanScaleHyperprior.quantise`)."""
+        (natural channel order, as :meth:`MeanScaleHyperprior.quantise`).
+
+        ``distortion_weight``: float64 (1, C, 1, 1) in natural channel order, as for
+        :meth:`MeanScaleHyperprior.quantise`. Given, the symbols of every coding pass are
+        chosen by :func:`~neurocodec.entropy.rd_rounding.rd_round` against the prior that
+        the symbols already chosen give that pass, so the encoder runs the decoder's ``2 S``
+        passes; without it, plain rounding and one prior evaluation per slice.
+        """
         self._require_tables()
         z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
         z_symbols = torch.clamp(torch.round(z), -Z_LIMIT, Z_LIMIT).to(torch.int32).numpy()
         mean_h, log_scale_h, lg = self._hyper_exact(z_symbols, quality)
+        if distortion_weight is not None:
+            return self._quantise_by_passes(y, z_symbols, mean_h, log_scale_h, lg, distortion_weight)
         # The reconstruction is round(y), whatever the prior; the clamp keeps int64 safe.
         y_hat = torch.clamp(torch.round(self._permute(y).double()), -Y_HAT_LIMIT, Y_HAT_LIMIT).to(torch.int64)
         y_u = unscale_exact(y_hat, lg, self.prior_params["exp2"])
@@ -373,6 +384,39 @@ class ContextHyperprior(MeanScaleHyperprior):
         y_symbols = self._unpermute(symbols).to(torch.int32).numpy()
         y_indexes = self._unpermute(torch.cat(indexes, 1)).numpy().astype(np.int32)
         return HyperSymbols(z_symbols, y_symbols, y_indexes, self._unpermute(y_hat).float())
+
+    def _quantise_by_passes(self, y: torch.Tensor, z_symbols: np.ndarray, mean_h: torch.Tensor,
+                            log_scale_h: torch.Tensor, lg: torch.Tensor, distortion_weight: np.ndarray
+                            ) -> HyperSymbols:
+        """Rate-distortion rounding pass by pass, in the decoder's order: each pass's prior
+        is computed from the symbols already chosen (exactly what the decoder will have),
+        then that pass's symbols are chosen against it."""
+        exp2 = self.prior_params["exp2"]
+        y64 = torch.clamp(self._permute(y).double(), -Y_HAT_LIMIT, Y_HAT_LIMIT)
+        weight = np.broadcast_to(distortion_weight, (1, y.shape[1], 1, 1))[:, self.order]
+        anchor = checkerboard(y.shape[2], y.shape[3])
+        y_hat = torch.zeros(y64.shape, dtype=torch.int64)
+        y_u = torch.zeros(y64.shape, dtype=torch.float64)
+        symbols = torch.zeros(y64.shape, dtype=torch.int64)
+        indexes = torch.zeros(y64.shape, dtype=torch.int64)
+        for s, (start, end) in enumerate(self.bounds):
+            main_acc = self._main_acc(s, mean_h, log_scale_h, y_u)
+            slice_hat = y_hat[:, start:end]          # views: filled in place
+            for mask, spatial_in in ((anchor, None), (~anchor, "anchors")):
+                if spatial_in is not None:
+                    spatial_in = self._spatial_in(unscale_exact(slice_hat, lg[start:end], exp2), anchor)
+                mean, index = self._slice_prior(s, main_acc, spatial_in, None, mean_h, log_scale_h, lg)
+                residual = (y64[:, start:end] - mean)[0][:, mask].numpy()[None]
+                pass_index = index[0][:, mask].numpy().astype(np.int32)[None]
+                plain = np.clip(np.round(residual), -2**31, 2**31 - 1).astype(np.int32)
+                chosen = torch.from_numpy(rd_round(residual, plain, pass_index, self.y_tables,
+                                                   weight[:, start:end, :, 0])).to(torch.int64)[0]
+                symbols[0, start:end][:, mask] = chosen
+                indexes[0, start:end][:, mask] = index[0][:, mask]
+                slice_hat[0][:, mask] = chosen + mean[0][:, mask]
+            y_u[:, start:end] = unscale_exact(slice_hat, lg[start:end], exp2)
+        return HyperSymbols(z_symbols, self._unpermute(symbols).to(torch.int32).numpy(),
+                            self._unpermute(indexes).numpy().astype(np.int32), self._unpermute(y_hat).float())
 
     def _passes(self, height: int, width: int):
         """The coding passes in order: (slice, channel slice of the permuted latents, mask)."""
