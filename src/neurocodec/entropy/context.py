@@ -391,32 +391,51 @@ class ContextHyperprior(MeanScaleHyperprior):
         """Rate-distortion rounding pass by pass, in the decoder's order: each pass's prior
         is computed from the symbols already chosen (exactly what the decoder will have),
         then that pass's symbols are chosen against it."""
-        exp2 = self.prior_params["exp2"]
         y64 = torch.clamp(self._permute(y).double(), -Y_HAT_LIMIT, Y_HAT_LIMIT)
-        weight = np.broadcast_to(distortion_weight, (1, y.shape[1], 1, 1))[:, self.order]
-        anchor = checkerboard(y.shape[2], y.shape[3])
-        y_hat = torch.zeros(y64.shape, dtype=torch.int64)
-        y_u = torch.zeros(y64.shape, dtype=torch.float64)
+        weight = np.broadcast_to(distortion_weight, (1, y.shape[1], 1, 1)).reshape(-1)[self.order]
         symbols = torch.zeros(y64.shape, dtype=torch.int64)
         indexes = torch.zeros(y64.shape, dtype=torch.int64)
+
+        def choose(channels: slice, mask: torch.Tensor, mean: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            residual = (y64[0, channels][:, mask] - mean).numpy()
+            plain = np.clip(np.round(residual), -2**31, 2**31 - 1).astype(np.int32)
+            chosen = torch.from_numpy(rd_round(residual, plain, index.numpy(), self.y_tables, weight[channels, None]))
+            symbols[0, channels][:, mask] = chosen.to(torch.int64)
+            indexes[0, channels][:, mask] = index.to(torch.int64)
+            return chosen
+
+        y_hat = self._run_passes(mean_h, log_scale_h, lg, tuple(y.shape), choose)
+        return HyperSymbols(z_symbols, self._unpermute(symbols).to(torch.int32).numpy(),
+                            self._unpermute(indexes).numpy().astype(np.int32), self._unpermute(y_hat).float())
+
+    def _run_passes(self, mean_h: torch.Tensor, log_scale_h: torch.Tensor, lg: torch.Tensor,
+                    shape: tuple[int, int, int, int], symbols_of_pass) -> torch.Tensor:
+        """The decoder's ``2 S`` passes, shared by the decoder and the choosing encoder.
+
+        For each pass (slice ``s``'s anchors, then its non-anchors) the exact prior is
+        computed from the latents of the passes before, and
+        ``symbols_of_pass(channels, mask, mean, index)`` gives that pass's symbols: ``mean``
+        int64 and ``index`` int32, both (C_s, N) for the N positions of ``mask`` (bool
+        (H, W)) in ``channels`` (a slice of the permuted channels); it returns an integer
+        tensor (C_s, N). Returns y_hat, int64 ``shape`` (1, C, H, W), permuted order.
+        """
+        exp2 = self.prior_params["exp2"]
+        anchor = checkerboard(shape[2], shape[3])
+        y_hat = torch.zeros(shape, dtype=torch.int64)
+        y_u = torch.zeros(shape, dtype=torch.float64)
         for s, (start, end) in enumerate(self.bounds):
             main_acc = self._main_acc(s, mean_h, log_scale_h, y_u)
-            slice_hat = y_hat[:, start:end]          # views: filled in place
+            slice_hat = y_hat[:, start:end]          # a view: filled in place
             for mask, spatial_in in ((anchor, None), (~anchor, "anchors")):
                 if spatial_in is not None:
                     spatial_in = self._spatial_in(unscale_exact(slice_hat, lg[start:end], exp2), anchor)
                 mean, index = self._slice_prior(s, main_acc, spatial_in, None, mean_h, log_scale_h, lg)
-                residual = (y64[:, start:end] - mean)[0][:, mask].numpy()[None]
-                pass_index = index[0][:, mask].numpy().astype(np.int32)[None]
-                plain = np.clip(np.round(residual), -2**31, 2**31 - 1).astype(np.int32)
-                chosen = torch.from_numpy(rd_round(residual, plain, pass_index, self.y_tables,
-                                                   weight[:, start:end, :, 0])).to(torch.int64)[0]
-                symbols[0, start:end][:, mask] = chosen
-                indexes[0, start:end][:, mask] = index[0][:, mask]
-                slice_hat[0][:, mask] = chosen + mean[0][:, mask]
+                pass_mean = mean[0][:, mask]
+                pass_index = index[0][:, mask].to(torch.int32)
+                chosen = symbols_of_pass(slice(start, end), mask, pass_mean, pass_index)
+                slice_hat[0][:, mask] = chosen.to(torch.int64) + pass_mean
             y_u[:, start:end] = unscale_exact(slice_hat, lg[start:end], exp2)
-        return HyperSymbols(z_symbols, self._unpermute(symbols).to(torch.int32).numpy(),
-                            self._unpermute(indexes).numpy().astype(np.int32), self._unpermute(y_hat).float())
+        return y_hat
 
     def _passes(self, height: int, width: int):
         """The coding passes in order: (slice, channel slice of the permuted latents, mask)."""
@@ -458,21 +477,11 @@ class ContextHyperprior(MeanScaleHyperprior):
         z_shape = (b, self.hyper_channels, h // 4, w // 4)
         z_symbols = backend.decode(segments[0], self._z_indexes(z_shape), self.z_tables).reshape(z_shape)
         mean_h, log_scale_h, lg = self._hyper_exact(z_symbols, quality)
-        exp2 = self.prior_params["exp2"]
-        anchor = checkerboard(h, w)
-        y_hat = torch.zeros((1, c, h, w), dtype=torch.int64)
-        y_u = torch.zeros((1, c, h, w), dtype=torch.float64)
         data = iter(segments[1:])
-        for s, (start, end) in enumerate(self.bounds):
-            main_acc = self._main_acc(s, mean_h, log_scale_h, y_u)
-            slice_hat = y_hat[:, start:end]          # a view: filled in place
-            for mask, spatial_in in ((anchor, None), (~anchor, "anchors")):
-                if spatial_in is not None:
-                    spatial_in = self._spatial_in(unscale_exact(slice_hat, lg[start:end], exp2), anchor)
-                mean, index = self._slice_prior(s, main_acc, spatial_in, None, mean_h, log_scale_h, lg)
-                pass_index = np.ascontiguousarray(index[0][:, mask].numpy().astype(np.int32))
-                decoded = backend.decode(next(data), pass_index, self.y_tables)
-                slice_hat[0][:, mask] = torch.from_numpy(decoded.reshape(pass_index.shape)).to(torch.int64) \
-                    + mean[0][:, mask]
-            y_u[:, start:end] = unscale_exact(slice_hat, lg[start:end], exp2)
+
+        def decode_pass(channels: slice, mask: torch.Tensor, mean: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            pass_index = np.ascontiguousarray(index.numpy())
+            return torch.from_numpy(backend.decode(next(data), pass_index, self.y_tables).reshape(pass_index.shape))
+
+        y_hat = self._run_passes(mean_h, log_scale_h, lg, (1, c, h, w), decode_pass)
         return self._unpermute(y_hat).float()
