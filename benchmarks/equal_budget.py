@@ -241,18 +241,36 @@ def render(result: dict) -> str:
         f"{result['timing']['rounds']} rounds, interleaved, 1 thread, medians. Seconds per training step are wall "
         f"time on a shared 2-core machine.", "",
         f"| model | architecture | params | s / train step | BD-rate vs {result['rows'][0]['label']} | "
-        f"BD-rate vs VTM | encode ratio | decode ratio | bpp / PSNR per quality |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"BD-PSNR vs {result['rows'][0]['label']} | BD-rate vs VTM | encode ratio | decode ratio | "
+        "bpp / PSNR per quality |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = result["rows"][0]
     for row in result["rows"]:
         pts = ", ".join(f"{p['bpp']:.3f}/{p['psnr']:.2f}" for p in row["points"])
         lines.append(
             f"| {row['label']} | `{row['architecture']}` | {row['params'] / 1e6:.2f} M | {row['seconds_per_step']:.2f} | "
-            f"{_pct(row['bd_vs_first'])} | {_pct(row['bd_vs_vtm'])} | {row['encode_s'] / base['encode_s']:.2f} | "
-            f"{row['decode_s'] / base['decode_s']:.2f} | {pts} |")
-    lines += ["", f"First-row times: encode {base['encode_s']:.3f} s, decode {base['decode_s']:.3f} s per image."]
+            f"{_pct(row['bd_vs_first'])} | {_db(bd_psnr_against(base, row))} | {_pct(row['bd_vs_vtm'])} | "
+            f"{row['encode_s'] / base['encode_s']:.2f} | {row['decode_s'] / base['decode_s']:.2f} | {pts} |")
+    lines += ["", f"First-row times: encode {base['encode_s']:.3f} s, decode {base['decode_s']:.3f} s per image. "
+              "BD-rate compares bits over the PSNR range two curves share, BD-PSNR compares dB over the rate "
+              "range they share; either is n/a where the curves share no range (or a curve has too few points)."]
     return "\n".join(lines)
+
+
+def bd_psnr_against(base: dict, row: dict) -> float | None:
+    """BD-PSNR (dB) of a row's points against the first row's, or None where undefined."""
+    from neurocodec.metrics import bd_psnr
+
+    try:
+        return bd_psnr([p["bpp"] for p in base["points"]], [p["psnr"] for p in base["points"]],
+                       [p["bpp"] for p in row["points"]], [p["psnr"] for p in row["points"]])
+    except ValueError:   # too few points, or no shared rate range
+        return None
+
+
+def _db(v) -> str:
+    return "n/a" if v is None else f"{v:+.2f} dB"
 
 
 def copy_logs(table: str, entries: list[Entry], args) -> None:
@@ -269,7 +287,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("table", choices=sorted(TABLES))
-    parser.add_argument("--stage", choices=("train", "eval", "all"), default="all")
+    parser.add_argument("--stage", choices=("train", "eval", "all", "render"), default="all",
+                        help="render: rewrite the docs section from the last eval's results file, measuring nothing")
     parser.add_argument("--only", default="", help="comma-separated row labels (default: all rows)")
     parser.add_argument("--runs", required=True, help="folder for the training runs (large checkpoints)")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "train"))
@@ -299,16 +318,22 @@ def main(argv=None) -> int:
         entries = [e for e in entries if e.label in wanted]
     if args.stage in ("train", "all"):
         train_entries(args.table, entries, args)
+    out = ROOT / "benchmarks" / "results" / f"equal_budget_{args.table}.json"
     if args.stage in ("eval", "all"):
         result = evaluate_entries(args.table, entries, args, argv)
-        out = ROOT / "benchmarks" / "results" / f"equal_budget_{args.table}.json"
         out.write_text(json.dumps(result, indent=2))
+    elif args.stage == "render":
+        if not out.exists():
+            parser.error(f"no results to render: {out} (run --stage eval first)")
+        result = json.loads(out.read_text())
+    if args.stage in ("eval", "all", "render"):
         print(render(result))
         if not args.no_docs:
             from neurocodec.bench.report import update_section
 
             update_section(ROOT / "docs" / "benchmarks.md", f"equal-budget-{args.table}", render(result))
-            copy_logs(args.table, entries, args)
+            if args.stage != "render":
+                copy_logs(args.table, entries, args)
     return 0
 
 

@@ -1,24 +1,14 @@
 """The trend that benchmarks/training_curve.py fits to BD-rate against CPU-hours."""
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
+from _helpers import load_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "training_curve.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("training_curve", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-training_curve = _module()
+training_curve = load_module("training_curve", Path(__file__).resolve().parents[1] / "benchmarks" / "training_curve.py")
 
 
 def _rows(hours, intercept, slope):
