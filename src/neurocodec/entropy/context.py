@@ -14,8 +14,10 @@ of a *checkerboard* (He et al., "Checkerboard context model", CVPR 2021): first 
 So ``2 * S`` coding passes follow the hyper-latents, each vectorised over all positions
 of its half of its slice (no per-pixel loop): the decoder runs the slice's
 entropy-parameter network once per pass on the whole map and decodes the pass's symbols
-in one coder call. The encoder knows every latent at once and needs only one network
-evaluation per slice.
+in one coder call. With plain rounding the encoder knows every latent at once and needs
+only one network evaluation per slice; with rate-distortion rounding it chooses the symbols
+pass by pass against the prior the decoder will compute, so it runs the same ``2 * S``
+passes (:meth:`ContextHyperprior.quantise`).
 
 **Determinism.** The parameter networks are fixed-point (:class:`FixedPointConv`) and run
 at coding time in exact integer arithmetic (float64 holding integers, see
