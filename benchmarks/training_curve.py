@@ -31,8 +31,7 @@ def main(argv=None) -> int:
     from neurocodec.bench import evaluate, load_images, make_classical
     from neurocodec.bench.neural import NeuralCodec
     from neurocodec.metrics import bd_rate
-    from neurocodec.models import build_model
-    from neurocodec.train.export import cpu_seconds, read_log
+    from neurocodec.train.export import cpu_seconds, load_trained, read_log
     from neurocodec.zoo import export_weights
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,9 +81,7 @@ def main(argv=None) -> int:
             if reused is not None:
                 rows.append(reused)
                 continue
-            state = torch.load(snap, map_location="cpu", weights_only=False)
-            model = build_model(config["architecture"], **config.get("model_config", {}))
-            model.load_state_dict(state["model"])
+            model, state = load_trained(snap, config)
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / f"{run.name}-{snap.stem}.safetensors"
                 export_weights(model, path, path.stem)

@@ -17,8 +17,7 @@ import torch
 from neurocodec.bench import evaluate, load_images
 from neurocodec.bench.neural import NeuralCodec
 from neurocodec.metrics import bd_rate
-from neurocodec.models import build_model
-from neurocodec.train.export import write_probe_hints
+from neurocodec.train.export import load_trained, write_probe_hints
 from neurocodec.zoo import export_weights
 
 parser = argparse.ArgumentParser()
@@ -52,9 +51,7 @@ steps = {int(s) for s in args.only.split(",") if s}
 for snap in sorted((Path(args.run) / "snapshots").glob("step*.pt")):
     if steps and int(snap.stem[4:]) not in steps:
         continue
-    state = torch.load(snap, map_location="cpu", weights_only=False)
-    model = build_model(config["architecture"], **config.get("model_config", {}))
-    model.load_state_dict(state["model"])
+    model, state = load_trained(snap, config)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"probe-{snap.stem}.safetensors"
         export_weights(model, path, path.stem)

@@ -21,9 +21,7 @@ def export_run(run_dir: str | Path, out_path: str | Path, name: str, description
     """
     run = Path(run_dir)
     config = json.loads((run / "config.json").read_text())
-    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
-    model = build_model(config["architecture"], **config.get("model_config", {}))
-    model.load_state_dict(state["model"])
+    model, state = load_trained(run / "checkpoint.pt", config)
     records = read_log(run / "log.jsonl")
     threads = config.get("threads", 1)
     seconds = cpu_seconds(records, threads) if records else state.get("elapsed", 0.0) * threads
@@ -37,6 +35,16 @@ def export_run(run_dir: str | Path, out_path: str | Path, name: str, description
     digest = export_weights(model, out_path, name, description, card)
     write_probe_hints(out_path, config["data"])
     return digest
+
+
+def load_trained(state_path: str | Path, config: dict):
+    """The model of a run's checkpoint or snapshot (``checkpoint.pt``, ``snapshots/stepN.pt``),
+    built from the run's ``config.json`` contents. Returns (model, the saved dict, whose
+    ``step`` is the training step)."""
+    state = torch.load(state_path, map_location="cpu", weights_only=False)
+    model = build_model(config["architecture"], **config.get("model_config", {}))
+    model.load_state_dict(state["model"])
+    return model, state
 
 
 def read_log(path: str | Path) -> list[dict]:
