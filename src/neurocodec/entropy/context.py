@@ -47,11 +47,11 @@ from torch import nn
 
 from ..errors import FormatError
 from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact
-from .rd_rounding import rd_round
 from .hyperprior import (
     HYPER_INPUT_SCALE, LOG_BITS, NUM_SCALES, Z_LIMIT, GAIN_BITS, HyperSymbols,
     MeanScaleHyperprior, fixed_point_gain, quality_log2_gain, round_ste, scale_prior, scale_prior_exact,
 )
+from .rd_rounding import rd_round
 
 CONTEXT_BITS = 8            # fractional bits of every context input (and of the predicted corrections)
 CONTEXT_LIMIT = 128.0       # context inputs are clamped to +-128 (+-2**15 on the grid): the 2**53 bound
