@@ -395,20 +395,20 @@ class ContextHyperprior(MeanScaleHyperprior):
         then that pass's symbols are chosen against it."""
         y64 = torch.clamp(self._permute(y).double(), -Y_HAT_LIMIT, Y_HAT_LIMIT)
         weight = np.broadcast_to(distortion_weight, (1, y.shape[1], 1, 1)).reshape(-1)[self.order]
-        symbols = torch.zeros(y64.shape, dtype=torch.int64)
-        indexes = torch.zeros(y64.shape, dtype=torch.int64)
+        symbols = torch.zeros(y64.shape, dtype=torch.int32)   # the coder's dtypes, filled pass by pass
+        indexes = torch.zeros(y64.shape, dtype=torch.int32)
 
         def choose(channels: slice, mask: torch.Tensor, mean: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             residual = (y64[0, channels][:, mask] - mean).numpy()
             plain = np.clip(np.round(residual), -2**31, 2**31 - 1).astype(np.int32)
             chosen = torch.from_numpy(rd_round(residual, plain, index.numpy(), self.y_tables, weight[channels, None]))
-            symbols[0, channels][:, mask] = chosen.to(torch.int64)
-            indexes[0, channels][:, mask] = index.to(torch.int64)
+            symbols[0, channels][:, mask] = chosen
+            indexes[0, channels][:, mask] = index
             return chosen
 
         y_hat = self._run_passes(mean_h, log_scale_h, lg, tuple(y.shape), choose)
-        return HyperSymbols(z_symbols, self._unpermute(symbols).to(torch.int32).numpy(),
-                            self._unpermute(indexes).numpy().astype(np.int32), self._unpermute(y_hat).float())
+        return HyperSymbols(z_symbols, self._unpermute(symbols).numpy(), self._unpermute(indexes).numpy(),
+                            self._unpermute(y_hat).float())
 
     def _run_passes(self, mean_h: torch.Tensor, log_scale_h: torch.Tensor, lg: torch.Tensor,
                     shape: tuple[int, int, int, int], symbols_of_pass) -> torch.Tensor:
