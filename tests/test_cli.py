@@ -403,13 +403,13 @@ def test_interrupt_leaves_no_partial_output(capsys, tmp_path, png, monkeypatch):
 
 def test_failed_write_leaves_nothing(capsys, tmp_path, png, monkeypatch):
     """A failure after the temporary file is written (here: the final rename/link)."""
-    from neurocodec.cli import _files
+    from neurocodec import files
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_files.os, "replace", broken)
-    monkeypatch.setattr(_files.os, "link", broken)
+    monkeypatch.setattr(files.os, "replace", broken)
+    monkeypatch.setattr(files.os, "link", broken)
     code, _, err = run(capsys, "encode", png)
     assert code == 1
     assert_one_error_line(err, "img.ncdc", "No space left")
@@ -418,18 +418,18 @@ def test_failed_write_leaves_nothing(capsys, tmp_path, png, monkeypatch):
 
 
 def test_atomic_write_without_hard_links(tmp_path, monkeypatch):
-    from neurocodec.cli import _files
+    from neurocodec import files
 
     def no_links(*args, **kwargs):
         raise OSError(1, "Operation not permitted")
 
-    monkeypatch.setattr(_files.os, "link", no_links)
+    monkeypatch.setattr(files.os, "link", no_links)
     target = tmp_path / "f.bin"
-    _files.atomic_write(target, b"one", overwrite=False)
+    files.atomic_write(target, b"one", overwrite=False)
     assert target.read_bytes() == b"one"
-    with pytest.raises(_files.OutputExistsError):
-        _files.atomic_write(target, b"two", overwrite=False)
-    _files.atomic_write(target, b"two", overwrite=True)
+    with pytest.raises(files.OutputExistsError):
+        files.atomic_write(target, b"two", overwrite=False)
+    files.atomic_write(target, b"two", overwrite=True)
     assert target.read_bytes() == b"two"
     assert leftovers(tmp_path) == []
 

@@ -118,6 +118,29 @@ class Codec:
         """The shipped model ``name`` (None = the default model)."""
         return cls(name, quality, **kwargs)
 
+    @classmethod
+    def for_stream(cls, data: bytes, cache: dict | None = None) -> "Codec":
+        """The Codec of the shipped model a stream's header names.
+
+        Args:
+          data: the stream, or any prefix holding its whole header.
+          cache: a dict kept by the caller across streams, so that each model is loaded
+            once per (model id, weight hash) however many files name it.
+        Raises:
+          FormatError: the header is bad; UnknownModelError (a FormatError): the model or
+            its weights are not shipped.
+        """
+        from .format import read_header
+        from .zoo import find_model
+
+        header = read_header(data)
+        key = (header.model_id, header.weight_hash)
+        if cache is None:
+            return cls(find_model(*key).name)
+        if key not in cache:
+            cache[key] = cls(find_model(*key).name)
+        return cache[key]
+
     @property
     def name(self) -> str:
         return self.info.name

@@ -1,5 +1,7 @@
-"""Files for the CLI: expanding inputs, choosing outputs, atomic writes, loading images.
+"""Files of a batch job: expanding inputs, choosing outputs, atomic writes, loading images.
 
+The ``neurocodec`` commands and :mod:`neurocodec.collection` share these helpers, so they
+live below both (one direction only: the CLI imports collection, never the reverse).
 Standard library only at import time (Pillow is imported when an image is read or
 written), so that ``neurocodec --help`` stays fast.
 """
@@ -13,7 +15,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .errors import CLIError, UsageError
+from .errors import NeurocodecError
+
+
+class FileError(NeurocodecError):
+    """A problem with one file; the message starts with the file's path."""
+
+    #: :func:`describe` does not prefix the path again (other exception types may set it too).
+    names_its_file = True
+
+
+class OutputExistsError(FileError):
+    """An output file exists and may not be replaced."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"{path}: already exists (use --overwrite to replace it)")
+
+
+class OutputPlanError(FileError, ValueError):
+    """The outputs asked for cannot be written as planned (two inputs onto one output,
+    an output over its input, a file where a folder is needed)."""
+
 
 #: Files a folder or glob pattern contributes to ``neurocodec encode``.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".pnm", ".tif", ".tiff")
@@ -113,7 +135,7 @@ def plan_outputs(sources: list[Source], inputs: list[str], output: str | None, s
     or pattern it was found by.
 
     Raises:
-      UsageError: ``-o`` is an existing file but there are several inputs, or two inputs
+      OutputPlanError: ``-o`` is an existing file but there are several inputs, or two inputs
         would be written to the same output.
     """
     pairs: list[tuple[Source, Path]] = []
@@ -127,23 +149,18 @@ def plan_outputs(sources: list[Source], inputs: list[str], output: str | None, s
             pairs = [(sources[0], out)] if sources else []
         else:
             if out.exists() and not out.is_dir():
-                raise UsageError(f"-o {output}: is a file, but several inputs need an output folder")
+                raise OutputPlanError(f"-o {output}: is a file, but several inputs need an output folder")
             pairs = [(s, (out / s.relative()).with_suffix(suffix)) for s in sources]
     seen: dict[Path, Path] = {}
     for source, dest in pairs:
         key = dest.resolve()
         if key == source.path.resolve():
-            raise UsageError(f"{source.path}: the output would overwrite the input; choose another -o")
+            raise OutputPlanError(f"{source.path}: the output would overwrite the input; choose another -o")
         if key in seen:
-            raise UsageError(f"{seen[key]} and {source.path} would both be written to {dest}; "
+            raise OutputPlanError(f"{seen[key]} and {source.path} would both be written to {dest}; "
                              "process them separately, each with its own -o")
         seen[key] = source.path
     return pairs
-
-
-class OutputExistsError(CLIError):
-    def __init__(self, path: Path):
-        super().__init__(f"{path}: already exists (use --overwrite to replace it)")
 
 
 _UMASK: int | None = None
@@ -215,7 +232,7 @@ def load_image(path: Path):
     EXIF orientation is applied, and a fully opaque alpha channel is dropped.
 
     Raises:
-      CLIError: the file cannot be read as an image, or has transparent pixels.
+      FileError: the file cannot be read as an image, or has transparent pixels.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -226,17 +243,17 @@ def load_image(path: Path):
             if image is im:
                 image = im.copy()
     except UnidentifiedImageError:
-        raise CLIError(f"{path}: not an image (or a format Pillow cannot read)") from None
+        raise FileError(f"{path}: not an image (or a format Pillow cannot read)") from None
     except Image.DecompressionBombError as exc:
-        raise CLIError(f"{path}: {exc}") from None
+        raise FileError(f"{path}: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
             raise
-        raise CLIError(f"{path}: damaged or unsupported image ({exc})") from None
+        raise FileError(f"{path}: damaged or unsupported image ({exc})") from None
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         if rgba.getextrema()[3][0] < 255:
-            raise CLIError(f"{path}: has transparent pixels; neurocodec codes opaque images only "
+            raise FileError(f"{path}: has transparent pixels; neurocodec codes opaque images only "
                            "(flatten it onto a background first)")
         image = rgba.convert("RGB")
     return image
@@ -255,3 +272,26 @@ def image_bytes(array, fmt: str) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array, "RGB").save(buf, format=fmt.upper())
     return buf.getvalue()
+
+
+def one_line(text) -> str:
+    """A message squeezed onto one line."""
+    return " ".join(str(text).split())
+
+
+def describe(exc: BaseException, path: Path | str | None = None) -> str:
+    """A short, one-line description of an exception, prefixed with the file it concerns.
+
+    Batch jobs report each failed file on one line (the CLI on stderr, collections in
+    their manifest), so the message names the file once, however the error arose: an
+    exception whose class sets ``names_its_file`` (as :class:`FileError` does) already
+    starts with it.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        name = exc.filename if exc.filename is not None else path
+        message = f"{name}: {exc.strerror}" if name is not None else exc.strerror
+        return one_line(message)
+    message = one_line(exc)
+    if path is not None and not getattr(exc, "names_its_file", False):
+        message = f"{path}: {message}"
+    return message

@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             _print_error(str(exc))
             return EXIT_FAILURE
         if isinstance(exc, OSError):
-            from ._commands import describe
+            from ..files import describe
 
             _print_error(describe(exc))
             return EXIT_FAILURE

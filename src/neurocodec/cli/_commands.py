@@ -7,21 +7,23 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from ..errors import NeurocodecError
-from . import DEFAULT_QUALITY
-from ._files import (
+from ..files import (
     IMAGE_SUFFIXES,
     OUTPUT_FORMATS,
-    OutputExistsError,
     STREAM_SUFFIXES,
+    OutputExistsError,
+    OutputPlanError,
     atomic_write,
+    describe,
     expand_inputs,
     image_bytes,
     load_image,
+    one_line,
     plan_outputs,
 )
+from . import DEFAULT_QUALITY
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError, UsageError
 
 PROG = "neurocodec"
@@ -30,23 +32,6 @@ PROG = "neurocodec"
 # --------------------------------------------------------------------------- #
 # helpers
 # --------------------------------------------------------------------------- #
-
-
-def one_line(text: Any) -> str:
-    """A message squeezed onto one line."""
-    return " ".join(str(text).split())
-
-
-def describe(exc: BaseException, path: Path | str | None = None) -> str:
-    """A short, one-line description of an exception, prefixed with the file it concerns."""
-    if isinstance(exc, OSError) and exc.strerror:
-        name = exc.filename if exc.filename is not None else path
-        message = f"{name}: {exc.strerror}" if name is not None else exc.strerror
-        return one_line(message)
-    message = one_line(exc)
-    if path is not None and not isinstance(exc, CLIError):  # CLIError messages name their file
-        message = f"{path}: {message}"
-    return message
 
 
 def error(message: str) -> None:
@@ -111,7 +96,10 @@ def _collect(args_inputs: list[str], suffixes, what: str, output: str | None, ou
     sources, missing = expand_inputs(args_inputs, suffixes, what)
     for message in missing:
         progress_errors(message)
-    pairs = plan_outputs(sources, args_inputs, output, out_suffix)
+    try:
+        pairs = plan_outputs(sources, args_inputs, output, out_suffix)
+    except OutputPlanError as exc:  # the command line asks for the impossible
+        raise UsageError(str(exc)) from None
     return pairs, len(missing)
 
 
@@ -173,20 +161,6 @@ def cmd_encode(args) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _codec_for_stream(data: bytes, cache: dict):
-    """The Codec of the model a stream names (loaded once per model); FormatError if
-    the header is bad or the model is not shipped."""
-    import neurocodec
-    from neurocodec.format import read_header
-    from neurocodec.zoo import find_model
-
-    header = read_header(data)
-    key = (header.model_id, header.weight_hash)
-    if key not in cache:
-        cache[key] = neurocodec.Codec(find_model(*key).name)
-    return cache[key]
-
-
 def cmd_decode(args) -> int:
     fmt = args.format
     if fmt is None:
@@ -199,6 +173,8 @@ def cmd_decode(args) -> int:
     if not pairs:
         return EXIT_FAILURE
     single = len(pairs) == 1
+    from neurocodec.codec import Codec
+
     progress = _Progress(len(pairs), "decode")
     done = 0
     codecs: dict = {}
@@ -208,7 +184,7 @@ def cmd_decode(args) -> int:
                 if not args.overwrite and dest.exists():  # fail before the work, not after
                     raise OutputExistsError(dest)
                 data = source.path.read_bytes()
-                codec = _codec_for_stream(data, codecs)
+                codec = Codec.for_stream(data, codecs)
                 tic = time.perf_counter()
                 pixels = codec.decompress(data)
                 seconds = time.perf_counter() - tic

@@ -12,6 +12,9 @@ EXIT_INTERRUPTED = 130
 class CLIError(Exception):
     """A failure to report as one line on stderr; ``code`` is the exit status."""
 
+    #: CLI messages name their file themselves (see neurocodec.files.describe).
+    names_its_file = True
+
     def __init__(self, message: str, code: int = EXIT_FAILURE):
         super().__init__(message)
         self.code = code

@@ -95,7 +95,7 @@ def encode_dir(src: str | Path, dst: str | Path, *, model: str | None = None, qu
         or not reachable; UnknownModelError: ``model`` is not shipped.
     """
     from .. import zoo
-    from ..cli._files import IMAGE_SUFFIXES
+    from ..files import IMAGE_SUFFIXES
     from ..models.base import check_quality
 
     try:
@@ -120,7 +120,7 @@ def decode_dir(src: str | Path, dst: str | Path, *, image_format: str = "png", e
     is read from its header. ``image_format``: ``png``, ``bmp``, ``tiff`` or ``ppm``; the
     other arguments, the return value and the errors are those of :func:`encode_dir`.
     """
-    from ..cli._files import OUTPUT_FORMATS, STREAM_SUFFIXES
+    from ..files import OUTPUT_FORMATS, STREAM_SUFFIXES
 
     if image_format not in OUTPUT_FORMATS:
         raise CollectionError(f"image format must be one of {', '.join(OUTPUT_FORMATS)}, got {image_format!r}")
@@ -237,8 +237,7 @@ def _is_done(record: dict | None, task: Task, dst: Path, retry_failed: bool) -> 
 
 def _tasks(spec: Spec, src, suffixes, what: str, out_suffix: str | None) -> list[Task]:
     """The job's files, with their manifest keys and outputs."""
-    from ..cli._files import plan_outputs
-    from ..cli.errors import CLIError
+    from ..files import OutputPlanError, plan_outputs
 
     sources = _sources(Path(src), suffixes, what)
     dst = Path(spec.dst)
@@ -247,7 +246,7 @@ def _tasks(spec: Spec, src, suffixes, what: str, out_suffix: str | None) -> list
     else:
         try:  # also refuses two sources with one output (a.png and a.jpg -> a.ncdc)
             pairs = plan_outputs(sources, [str(src)], str(dst) + os.sep, out_suffix)
-        except CLIError as exc:
+        except OutputPlanError as exc:
             raise CollectionError(str(exc)) from None
     tasks = []
     for source, dest in pairs:
@@ -258,7 +257,7 @@ def _tasks(spec: Spec, src, suffixes, what: str, out_suffix: str | None) -> list
 
 
 def _sources(src: Path, suffixes, what: str):
-    from ..cli._files import Source, expand_inputs
+    from ..files import Source, expand_inputs
 
     if src.is_dir():
         sources, errors = expand_inputs([str(src)], suffixes, what)

@@ -44,7 +44,7 @@ class ShardWriter:
     """
 
     def __init__(self, dst: Path, referenced: set[str], shard_bytes: int):
-        from ..cli._files import atomic_write
+        from ..files import atomic_write
 
         self._write = atomic_write
         self.dst = Path(dst)

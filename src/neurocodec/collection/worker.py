@@ -84,7 +84,7 @@ class Worker:
     def run(self, task: Task):
         """Do one file. Returns (record, latents): latents is a float32 (C, h, w) array in
         ``latents`` mode when the file succeeded, else None."""
-        from ..cli._commands import describe
+        from ..files import describe
 
         tic = time.perf_counter()
         try:
@@ -95,11 +95,10 @@ class Worker:
             else:
                 record, latents = self._encode(task)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop a collection
-            from ..cli.errors import CLIError
             from ..errors import NeurocodecError
 
             message = describe(exc, task.path)
-            if not isinstance(exc, (CLIError, NeurocodecError, OSError)):
+            if not isinstance(exc, (NeurocodecError, OSError)):
                 message = f"{task.path}: internal error: {type(exc).__name__}: {exc}"
             return failed_record(self.spec, task, " ".join(message.split()), time.perf_counter() - tic), None
         record["seconds"] = round(time.perf_counter() - tic, 4)
@@ -120,8 +119,8 @@ class Worker:
         self._ready = True
 
     def _encode(self, task: Task):
-        from ..cli._files import atomic_write, load_image
         from ..codec import to_array
+        from ..files import atomic_write, load_image
         from ..metrics import psnr
 
         array = to_array(load_image(Path(task.source)))
@@ -140,11 +139,11 @@ class Worker:
                        width=width, height=height), latents
 
     def _decode(self, task: Task) -> dict:
-        from ..cli._commands import _codec_for_stream
-        from ..cli._files import atomic_write, image_bytes
+        from ..codec import Codec
+        from ..files import atomic_write, image_bytes
 
         data = Path(task.source).read_bytes()
-        codec = _codec_for_stream(data, self._stream_codecs)
+        codec = Codec.for_stream(data, self._stream_codecs)
         pixels = codec.decompress(data)
         atomic_write(Path(self.spec.dst) / task.output, image_bytes(pixels, self.spec.image_format), overwrite=True)
         height, width = pixels.shape[:2]
