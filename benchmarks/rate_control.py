@@ -35,10 +35,11 @@ def measure(codec, images, bpp_targets, psnr_targets, progress: bool = True) -> 
     """
     from tqdm.auto import tqdm
 
+    from neurocodec.metrics import bits_per_pixel
     from neurocodec.metrics import psnr as psnr_of
 
     def bpp_of(data, img):
-        return 8.0 * len(data) / (img.shape[0] * img.shape[1])
+        return bits_per_pixel(len(data), img.shape[0] * img.shape[1])
 
     out = {"range": {}, "bpp": {t: [] for t in bpp_targets}, "psnr": {t: [] for t in psnr_targets}}
     bar = tqdm(total=len(images) * (2 + len(bpp_targets) + len(psnr_targets)), disable=not progress, unit="stream")

@@ -20,9 +20,8 @@ import numpy as np
 
 from .errors import FormatError, ImageError
 from .format import Header, Limits, pack, unpack
-from .models.base import check_quality
+from .quality import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, check_quality
 
-DEFAULT_QUALITY = 4
 # Images with a side above this are coded in tiles of TILE_SIZE (bounded memory).
 UNTILED_MAX_SIDE = 2048
 TILE_SIZE = 1024
@@ -277,6 +276,7 @@ class Codec:
                         reconstruct: bool = True):
         """Find the quality whose stream meets a bpp or PSNR target (analysis runs once).
         Returns (quality, segments, reconstruction or None)."""
+        from .metrics import bits_per_pixel
         from .metrics import psnr as psnr_of
 
         latents = [self.model.analysis(self._to_tensor(array[t:t + h, l:l + w])[0]) for t, l, h, w in tiles]
@@ -289,7 +289,7 @@ class Codec:
                     segments = []
                     for y in latents:
                         segments += self.model.code_latents(y, q, self.coder)[0]
-                    value = 8.0 * (sum(map(len, segments)) + HEADER_ESTIMATE) / pixels
+                    value = bits_per_pixel(sum(map(len, segments)) + HEADER_ESTIMATE, pixels)
                     cache[q] = (math.log(value), None)
                 else:
                     segments, recon = self._encode_tiles(array, tiles, q, latents)
@@ -407,7 +407,7 @@ def _solve_monotone(measure, target: float, tolerance: float, iterations: int = 
     Regula falsi (Illinois variant) on the bracket [1, 8], falling back to bisection; the
     qualities tried are float32 values, as stored in the stream.
     """
-    lo, hi = _as_stored_quality(1.0), _as_stored_quality(8.0)
+    lo, hi = _as_stored_quality(MIN_QUALITY), _as_stored_quality(MAX_QUALITY)
     f_lo, f_hi = measure(lo) - target, measure(hi) - target
     if f_lo >= 0:
         return lo

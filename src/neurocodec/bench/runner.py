@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from ..metrics import bits_per_pixel
 from ..metrics import ms_ssim as _ms_ssim
 from ..metrics import psnr as _psnr
 from .codecs import ImageCodec
@@ -72,10 +73,6 @@ def load_images(folder: str | Path) -> list[tuple[str, np.ndarray]]:
         with Image.open(p) as im:
             out.append((p.stem, np.asarray(im.convert("RGB"), dtype=np.uint8)))
     return out
-
-
-def _bpp(data: bytes, img: np.ndarray) -> float:
-    return 8.0 * len(data) / (img.shape[0] * img.shape[1])
 
 
 def _images_list(images) -> list[tuple[str, np.ndarray]]:
@@ -146,7 +143,7 @@ def evaluate(
                         f"{codec.name} at quality {q!r} decoded {name} to {rec.dtype} {rec.shape}, "
                         f"expected uint8 {img.shape}"
                     )
-                bpps.append(_bpp(data, img))
+                bpps.append(bits_per_pixel(len(data), img.shape[0] * img.shape[1]))
                 psnrs.append(_psnr(img, rec))
                 if with_ms_ssim:
                     ssims.append(_ms_ssim(img, rec))

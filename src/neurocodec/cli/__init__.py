@@ -11,15 +11,13 @@ command needs them, so ``neurocodec --help`` is fast.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import textwrap
 
+from ..quality import DEFAULT_QUALITY, check_quality
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CLIError, UsageError
 
 PROG = "neurocodec"
-#: Quality used when --quality is not given (the same as neurocodec.codec.DEFAULT_QUALITY).
-DEFAULT_QUALITY = 4
 #: Defaults of neurocodec.train.TrainConfig shown in 'neurocodec train --help' (kept here
 #: so that --help does not import torch; a test checks they agree).
 # The registered architectures (neurocodec.models.ARCHITECTURES), spelled out so that
@@ -53,9 +51,11 @@ def _quality(text: str) -> float:
         q = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"quality must be a number in [1, 8], got {text!r}") from None
-    if not math.isfinite(q) or not 1.0 <= q <= 8.0:
-        raise argparse.ArgumentTypeError(f"quality must be in [1, 8] (1 = smallest files, 8 = best), got {text!r}")
-    return q
+    try:
+        return check_quality(q)
+    except ValueError:  # the library's check, in the CLI's words
+        message = f"quality must be in [1, 8] (1 = smallest files, 8 = best), got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _int(text: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import struct
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,8 @@ from ..files import (
     one_line,
     plan_outputs,
 )
-from . import DEFAULT_QUALITY
+from ..metrics import bits_per_pixel
+from ..quality import DEFAULT_QUALITY
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError, UsageError
 
 PROG = "neurocodec"
@@ -37,10 +37,6 @@ PROG = "neurocodec"
 def error(message: str) -> None:
     """Print ``neurocodec: error: message`` on stderr (one line)."""
     print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
-
-
-def _bpp(n_bytes: int, height: int, width: int) -> float:
-    return 8.0 * n_bytes / (height * width)
 
 
 def _make_codec(model: str | None, quality: float | None):
@@ -143,7 +139,7 @@ def cmd_encode(args) -> int:
                 failed += 1
             else:
                 height, width = image.height, image.width
-                line = f"{source.path} -> {dest}: {len(data):,} bytes, {_bpp(len(data), height, width):.4f} bpp"
+                line = f"{source.path} -> {dest}: {len(data):,} bytes, {bits_per_pixel(len(data), height * width):.4f} bpp"
                 if single:
                     line += f", {seconds:.2f} s"
                 progress.line(line)
@@ -156,7 +152,7 @@ def cmd_encode(args) -> int:
     if not single:
         summary = f"encoded {done} of {done + failed} files"
         if done:
-            summary += f": {total_bytes:,} bytes, {8.0 * total_bytes / total_pixels:.4f} bpp overall"
+            summary += f": {total_bytes:,} bytes, {bits_per_pixel(total_bytes, total_pixels):.4f} bpp overall"
         print(summary)
     return EXIT_FAILURE if failed else EXIT_OK
 
@@ -278,18 +274,6 @@ def cmd_decode_dir(args) -> int:
 # --------------------------------------------------------------------------- #
 
 
-def _segment_table(data: bytes, header) -> tuple[list[int], int]:
-    """Segment lengths and header size of a stream whose header ``read_header`` accepted.
-
-    Offsets from docs/format.md section 3: ``n_segments`` is at 39 + L + E, followed by
-    the N lengths and the header CRC. ``read_header`` has checked that these bytes exist.
-    """
-    offset = 39 + len(header.model_id) + len(header.extra)
-    (n,) = struct.unpack_from("<I", data, offset)
-    lengths = list(struct.unpack_from(f"<{n}I", data, offset + 4))
-    return lengths, offset + 4 + 4 * n + 4
-
-
 def _model_status(name: str, weight_hash: bytes) -> tuple[bool, str]:
     from neurocodec import zoo
     from neurocodec.errors import UnknownModelError
@@ -305,14 +289,14 @@ def _model_status(name: str, weight_hash: bytes) -> tuple[bool, str]:
 
 def stream_info(path: Path) -> dict:
     """What ``neurocodec info`` reports about a file (raises CLIError if the header is unreadable)."""
-    from neurocodec.format import read_header, unpack
+    from neurocodec.format import read_layout, unpack
 
     data = path.read_bytes()
     try:
-        header = read_header(data)
+        layout = read_layout(data)
     except NeurocodecError as exc:
         raise CLIError(f"{path}: {one_line(exc)}") from None
-    lengths, header_bytes = _segment_table(data, header)
+    header, lengths = layout.header, list(layout.segment_lengths)
     rows, cols = header.tile_grid
     payload_error = None
     try:
@@ -337,10 +321,10 @@ def stream_info(path: Path) -> dict:
         "tile_grid": [rows, cols],
         "extra_bytes": len(header.extra),
         "segments": lengths,
-        "header_bytes": header_bytes,
+        "header_bytes": layout.payload_offset,
         "payload_bytes": sum(lengths),
         "total_bytes": len(data),
-        "bpp": _bpp(len(data), header.height, header.width),
+        "bpp": bits_per_pixel(len(data), header.height * header.width),
         "payload_ok": payload_error is None,
         "payload_error": payload_error,
     }
@@ -477,7 +461,7 @@ def cmd_roundtrip(args) -> int:
     matches = bool(np.array_equal(decoded, reconstruction))
     print(f"image:    {label}, {width}x{height} pixels")
     print(f"model:    {codec.name}, quality {codec.quality:g}")
-    print(f"stream:   {len(data):,} bytes, {_bpp(len(data), height, width):.4f} bpp")
+    print(f"stream:   {len(data):,} bytes, {bits_per_pixel(len(data), height * width):.4f} bpp")
     print(f"PSNR:     {psnr(original, decoded):.2f} dB")
     print(f"time:     encode {encode_s:.2f} s, decode {decode_s:.2f} s")
     print(f"decoded image equals the encoder's reconstruction: {'yes' if matches else 'NO'}")

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..quality import DEFAULT_QUALITY, check_quality
 from .engines import ENGINES, EngineUnavailableError, run, usable_cpus
 from .manifest import FAILED, OK, CollectionError, Manifest
 from .worker import DECODE, ENCODE, LATENTS, Spec, Task
@@ -52,7 +53,9 @@ class Summary:
     @property
     def bpp(self) -> float | None:
         """Bits per pixel over this run's ok files (8 x total bytes / total pixels)."""
-        return 8.0 * self.bytes / self.pixels if self.pixels else None
+        from ..metrics import bits_per_pixel
+
+        return bits_per_pixel(self.bytes, self.pixels) if self.pixels else None
 
     @property
     def psnr(self) -> float | None:
@@ -60,7 +63,7 @@ class Summary:
         return self.psnr_sum / self.psnr_count if self.psnr_count else None
 
 
-def encode_dir(src: str | Path, dst: str | Path, *, model: str | None = None, quality: float = 4,
+def encode_dir(src: str | Path, dst: str | Path, *, model: str | None = None, quality: float = DEFAULT_QUALITY,
                latents: bool = False, engine: str = "local", workers: int | None = None,
                address: str | None = None, retry_failed: bool = False, threads: int = 1,
                shard_mb: float = DEFAULT_SHARD_MB, progress: bool = False) -> Summary:
@@ -96,7 +99,6 @@ def encode_dir(src: str | Path, dst: str | Path, *, model: str | None = None, qu
     """
     from .. import zoo
     from ..files import IMAGE_SUFFIXES
-    from ..models.base import check_quality
 
     try:
         quality = check_quality(quality)

@@ -121,7 +121,7 @@ class Worker:
     def _encode(self, task: Task):
         from ..codec import to_array
         from ..files import atomic_write, load_image
-        from ..metrics import psnr
+        from ..metrics import bits_per_pixel, psnr
 
         array = to_array(load_image(Path(task.source)))
         latents = None
@@ -134,18 +134,19 @@ class Worker:
             atomic_write(Path(self.spec.dst) / task.output, data, overwrite=True)
         height, width = array.shape[:2]
         quality = psnr(array, reconstruction)
-        return _record(self.spec, task, bytes=len(data), bpp=round(8.0 * len(data) / (height * width), 6),
+        return _record(self.spec, task, bytes=len(data), bpp=round(bits_per_pixel(len(data), height * width), 6),
                        psnr=round(quality, 4) if math.isfinite(quality) else None, model=self._codec.name,
                        width=width, height=height), latents
 
     def _decode(self, task: Task) -> dict:
         from ..codec import Codec
         from ..files import atomic_write, image_bytes
+        from ..metrics import bits_per_pixel
 
         data = Path(task.source).read_bytes()
         codec = Codec.for_stream(data, self._stream_codecs)
         pixels = codec.decompress(data)
         atomic_write(Path(self.spec.dst) / task.output, image_bytes(pixels, self.spec.image_format), overwrite=True)
         height, width = pixels.shape[:2]
-        return _record(self.spec, task, bytes=len(data), bpp=round(8.0 * len(data) / (height * width), 6),
+        return _record(self.spec, task, bytes=len(data), bpp=round(bits_per_pixel(len(data), height * width), 6),
                        model=codec.name, width=width, height=height)

@@ -54,11 +54,14 @@ __all__ = [
     "Limits",
     "MAGIC",
     "MIN_STREAM_SIZE",
+    "MODEL_ID_PATTERN",
     "SUPPORTED_VERSIONS",
+    "StreamLayout",
     "coder_id",
     "coder_name",
     "pack",
     "read_header",
+    "read_layout",
     "unpack",
     "weight_hash_of",
 ]
@@ -86,7 +89,10 @@ _BODY = struct.Struct("<8sfIIBIIH")  # weight_hash, quality, height, width, chan
 _U32 = struct.Struct("<I")
 
 _MODEL_ID_MAX = 64
-_MODEL_ID_RE = re.compile(rb"[a-z0-9._-]{1,64}")
+#: What a model id (a model's name) may be: 1..64 characters of a-z 0-9 . _ -
+#: (the container stores it as ASCII; the zoo and `neurocodec train --name` use the same rule).
+MODEL_ID_PATTERN = f"[a-z0-9._-]{{1,{_MODEL_ID_MAX}}}"
+_MODEL_ID_RE = re.compile(MODEL_ID_PATTERN.encode("ascii"))
 _WEIGHT_HASH_LEN = 8
 _U8_MAX = 0xFF
 _U16_MAX = 0xFFFF
@@ -604,6 +610,35 @@ def _limits(limits: Limits | None) -> Limits:
     if not isinstance(limits, Limits):
         raise TypeError(f"limits must be a Limits or None, got {type(limits).__name__}")
     return limits
+
+
+@dataclass(frozen=True)
+class StreamLayout:
+    """Where a stream's parts lie, as its header declares them.
+
+    Attributes:
+      header: The validated `Header`.
+      segment_lengths: The declared length of every payload segment, in order.
+      payload_offset: Size of the header in bytes (lengths table and header CRC
+        included), i.e. the offset of the first segment.
+    """
+
+    header: Header
+    segment_lengths: tuple[int, ...]
+    payload_offset: int
+
+
+def read_layout(data: BytesLike, limits: Limits | None = None) -> StreamLayout:
+    """Parses and validates the header of a stream, and says where its parts lie.
+
+    As `read_header` (the payload is neither read nor checked), for tools that
+    show a stream's structure without decoding it, e.g. `neurocodec info`.
+
+    Raises:
+      The errors of `read_header`.
+    """
+    header, lengths, payload_offset = _parse_header(_as_buffer(data), _limits(limits))
+    return StreamLayout(header, tuple(lengths), payload_offset)
 
 
 def read_header(data: BytesLike, limits: Limits | None = None) -> Header:

@@ -19,23 +19,13 @@ from torch import nn
 
 from ..entropy import MeanScaleHyperprior
 from ..entropy.rd_rounding import RD_KAPPA
+from ..quality import MAX_QUALITY, MIN_QUALITY, check_quality  # noqa: F401 - re-exported by models
 
-# Rate-distortion trade-offs of qualities 1..8 (distortion = lambda * 255^2 * MSE), the
-# values CompressAI uses, so quality q here is comparable with quality q there.
+# Rate-distortion trade-offs of the integer qualities 1..8 of neurocodec.quality's scale
+# (distortion = lambda * 255^2 * MSE), the values CompressAI uses, so quality q here is
+# comparable with quality q there.
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
-MIN_QUALITY = 1.0
-MAX_QUALITY = float(len(LAMBDAS))
-
-
-def check_quality(quality: Any) -> float:
-    """Validate a quality (int or float in [1, 8]) and return it as float."""
-    try:
-        q = float(quality)
-    except (TypeError, ValueError):
-        raise ValueError(f"quality must be a number in [1, 8], got {quality!r}") from None
-    if not (MIN_QUALITY <= q <= MAX_QUALITY) or math.isnan(q):
-        raise ValueError(f"quality must be in [1, 8], got {quality!r}")
-    return q
+assert len(LAMBDAS) == MAX_QUALITY - MIN_QUALITY + 1
 
 
 def lambda_for_quality(quality: torch.Tensor, table: tuple[float, ...] = LAMBDAS) -> torch.Tensor:
