@@ -1,0 +1,162 @@
+"""Every shipped model against the default, on Kodak and on the full-resolution development
+set (issue 19): BD-rate against the default, against Pillow's JPEG, WebP and AVIF measured in
+the same run and (Kodak) against the published VTM curve; encode and decode time against the
+default in the same run; parameters; training CPU-hours. Writes the "families" section of
+docs/benchmarks.md and benchmarks/results/families.json.
+
+    python benchmarks/families.py                      # full run (about an hour on 2 cores)
+    python benchmarks/families.py --images 2 --no-docs # quick check
+
+The development set is the photographs listed in benchmarks/data/devset.txt, read at full
+resolution from ../shared/data/train and kept out of every training run since session 9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+SHARED = ROOT.parent / "shared"
+DEVSET = ROOT / "benchmarks" / "data" / "devset.txt"
+CLASSICAL = ("JPEG", "WebP", "AVIF")
+
+
+def devset_names() -> list[str]:
+    return [line.strip() for line in DEVSET.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def link_devset(train_dir: Path, into: Path) -> Path:
+    """A folder of links to the development photographs (the data is never copied)."""
+    missing = [n for n in devset_names() if not (train_dir / n).is_file()]
+    if missing:
+        raise SystemExit(f"development images not found in {train_dir}: {', '.join(missing)}")
+    for name in devset_names():
+        (into / name).symlink_to((train_dir / name).resolve())
+    return into
+
+
+def model_facts(name: str) -> dict:
+    """Parameters and training CPU-hours of a shipped model (from its weights and card)."""
+    from neurocodec.codec import Codec
+    from neurocodec.zoo import model_info
+
+    card = model_info(name).card
+    params = sum(p.numel() for p in Codec(name).model.parameters())
+    hours = card.get("total_cpu_hours", card.get("cpu_hours"))
+    return {"params": params, "cpu_hours": hours}
+
+
+def bd_against(points, reference) -> float | None:
+    from neurocodec.metrics import bd_rate
+
+    try:
+        return bd_rate([p.bpp for p in reference], [p.psnr for p in reference],
+                       [p.bpp for p in points], [p.psnr for p in points])
+    except ValueError:  # no overlapping PSNR range
+        return None
+
+
+def rising(points) -> bool:
+    """PSNR and bpp both strictly increase with quality."""
+    return all(b.bpp > a.bpp and b.psnr > a.psnr for a, b in zip(points, points[1:]))
+
+
+def table(result: dict, default: str, facts: dict, with_vtm: bool) -> list[str]:
+    curves, bd = result["curves"], result["bd"]
+
+    refs = ["default", *[c for c in CLASSICAL if c in curves]] + (["VTM (published)"] if with_vtm else [])
+    head = ["model", *[f"BD vs {r}" for r in refs], "encode / decode time vs default", "parameters",
+            "training CPU-hours", "PSNR and bpp rise with quality"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    base = curves[default]
+    base_enc = statistics.median(p.enc_s for p in base)
+    base_dec = statistics.median(p.dec_s for p in base)
+
+    def cell(v):
+        return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.1f} %"
+
+    for label in result["measured"]:
+        if label not in facts:
+            continue
+        points = curves[label]
+        row = [label, "—" if label == default else cell(bd_against(points, base))]
+        row += [cell(bd[label].get(r)) for r in refs[1:]]
+        enc = statistics.median(p.enc_s for p in points) / base_enc
+        dec = statistics.median(p.dec_s for p in points) / base_dec
+        f = facts[label]
+        row += [f"{enc:.2f} / {dec:.2f}", f"{f['params'] / 1e6:.2f} M",
+                "n/a" if f["cpu_hours"] is None else f"{f['cpu_hours']:.2f}", "yes" if rising(points) else "**no**"]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def main(argv=None) -> int:
+    from neurocodec.bench.report import update_section
+    from neurocodec.bench.suite import run_suite
+    from neurocodec.zoo import DEFAULT_MODEL, list_models
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kodak", type=Path, default=SHARED / "data" / "kodak")
+    parser.add_argument("--train", type=Path, default=SHARED / "data" / "train", help="folder holding the dev set")
+    parser.add_argument("--anchors", type=Path, default=SHARED / "anchors" / "kodak_published_rd.csv")
+    parser.add_argument("--models", default="", help="comma-separated shipped models (default: all)")
+    parser.add_argument("--images", type=int, default=0, help="only the first N images of each set (no docs)")
+    parser.add_argument("--sets", default="kodak,dev", help="which sets to measure: kodak, dev or both")
+    parser.add_argument("--no-docs", action="store_true")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    names = [m for m in args.models.split(",") if m] or [m.name for m in list_models()]
+    names = [DEFAULT_MODEL] + [n for n in names if n != DEFAULT_MODEL]
+    facts = {n: model_facts(n) for n in names}
+    write = not args.no_docs and not args.images
+    command = "python benchmarks/families.py" + (f" --models {args.models}" if args.models else "")
+    results, sections = {}, []
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {"kodak": args.kodak, "dev": None}
+        for which in [s for s in args.sets.split(",") if s]:
+            folder = folders[which] or link_devset(args.train, Path(tmp))
+            result = run_suite(folder, names, ("jpeg", "webp", "avif"),
+                               args.anchors if which == "kodak" else None, images=args.images or None,
+                               command=command, progress=sys.stderr.isatty())
+            results[which] = result
+            title = ("24 Kodak images (768x512)" if which == "kodak"
+                     else f"the development set ({len(devset_names())} full-resolution photographs, about 2048x1365)")
+            sections += [f"### On {title}", "", *table(result, DEFAULT_MODEL, facts, which == "kodak"), ""]
+            bad = {k: v for k, v in result["mismatches"].items() if v}
+            sections += [f"Decodes differing from the encoder's reconstruction: {bad or 'none'}.", ""]
+            print("\n".join(sections[-6 - len(names):]), flush=True)
+    if write:
+        body = [
+            "## Shipped models: every family against the default", "",
+            f"Generated by `{command}` on {time.strftime('%Y-%m-%d')} ({(time.time() - started) / 60:.0f} minutes, "
+            "one torch thread; the classical codecs run in a second process). Do not edit by hand: rerun the command.",
+            "",
+            "Each shipped model at qualities 1-8; Pillow's JPEG, WebP (method 6) and AVIF (speed 4, 4:4:4) "
+            "measured on the same images in the same run; VTM from the published Kodak curve. BD-rate: negative = "
+            "fewer bits than the column's codec. Time ratios: median over qualities of the median per image, "
+            "against the default in the same run. Real file sizes, every decode checked against the encoder's "
+            "reconstruction.", "", *sections]
+        update_section(ROOT / "docs" / "benchmarks.md", "families", "\n".join(body))
+        out = ROOT / "benchmarks" / "results" / "families.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        from dataclasses import asdict
+
+        out.write_text(json.dumps({k: {**r, "curves": {c: [asdict(p) for p in v] for c, v in r["curves"].items()}}
+                                   for k, r in results.items()}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
