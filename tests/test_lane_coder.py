@@ -470,7 +470,7 @@ def test_codec_triton_coder_round_trip(monkeypatch):
     pytest.importorskip("triton", reason="triton is not installed (pip install 'neurocodec[triton]')")
     import neurocodec
     from neurocodec import coding
-    from neurocodec.codec import Codec, _coder_backend
+    from neurocodec.codec import Codec, decoding_backend
     from neurocodec.format import read_header
 
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
@@ -484,4 +484,4 @@ def test_codec_triton_coder_round_trip(monkeypatch):
     np.testing.assert_array_equal(decoded, reference)  # same symbols, same reconstruction
     import torch
 
-    assert _coder_backend("triton-rans") == ("triton" if torch.cuda.is_available() else "lanes")
+    assert decoding_backend("triton-rans") == ("triton" if torch.cuda.is_available() else "lanes")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FormatError, ImageError
+from .coding import container_coder
 from .format import Header, Limits, pack, unpack
 from .quality import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, check_quality
 
@@ -243,7 +244,7 @@ class Codec:
         return self.compress_with_latents(image, quality)[2]
 
     def _pack(self, segments: list[bytes], q: float, height: int, width: int, tile: int) -> bytes:
-        header = Header(model_id=self.info.name, weight_hash=self.info.weight_hash, coder=_coder_name(self.coder),
+        header = Header(model_id=self.info.name, weight_hash=self.info.weight_hash, coder=container_coder(self.coder),
                         quality=q, height=height, width=width, channels=3, tile_height=tile, tile_width=tile)
         return pack(header, segments)
 
@@ -352,7 +353,7 @@ class Codec:
                 shape = (_padded(h, m), _padded(w, m))
                 try:
                     x_hat = self.model.decompress(segments[per_tile * i:per_tile * (i + 1)], shape, quality,
-                                                  _coder_backend(header.coder))
+                                                  decoding_backend(header.coder))
                 except FormatError:
                     raise
                 except Exception as exc:  # a stream that passed its CRCs but decodes to nonsense
@@ -447,40 +448,33 @@ def _to_uint8(x_hat, h: int, w: int) -> np.ndarray:
     return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-# Backend name -> container coder name. "triton" (GPU kernels) and "lanes" (their numpy
-# reference) write the same lane-parallel rANS format, coder "triton-rans".
-_CODER_NAMES = {"cpu": "cpu-range", "triton": "triton-rans", "lanes": "triton-rans"}
+def decoding_backend(coder: str) -> str:
+    """The backend that decodes streams of container coder ``coder`` on this machine.
 
+    Of the backends that read it (``neurocodec.coding.BACKENDS``), one that needs an extra
+    (the Triton kernels) where it is installed and a GPU can run it, else one that needs
+    none (for "triton-rans": the numpy reference "lanes", same format).
 
-def _coder_name(backend: str) -> str:
-    try:
-        return _CODER_NAMES[backend]
-    except KeyError:
-        raise ValueError(f"unknown coder {backend!r}; available: {sorted(_CODER_NAMES)}") from None
-
-
-def _coder_backend(container_name: str) -> str:
-    if container_name == "triton-rans":
-        return _lane_decoder()
-    for backend, name in _CODER_NAMES.items():
-        if name == container_name:
-            return backend
-    from .errors import UnsupportedVersionError
-
-    raise UnsupportedVersionError(f"stream was written with coder {container_name!r}, not available here")
-
-
-def _lane_decoder() -> str:
-    """Backend for "triton-rans" streams: the Triton kernels where a GPU can run them, else
-    the numpy reference "lanes" (same format; needs neither triton nor a GPU)."""
+    Raises:
+      UnsupportedVersionError: no backend here reads ``coder``.
+    """
     import importlib.util
 
-    if importlib.util.find_spec("triton") is not None:
-        import torch
+    from .coding import BACKENDS, backends_reading
 
-        if torch.cuda.is_available():
-            return "triton"
-    return "lanes"
+    readers = backends_reading(coder)
+    if not readers:
+        from .errors import UnsupportedVersionError
+
+        raise UnsupportedVersionError(f"stream was written with coder {coder!r}, not available here")
+    for name in readers:
+        extra = BACKENDS[name].extra
+        if extra is not None and importlib.util.find_spec(extra) is not None:
+            import torch
+
+            if torch.cuda.is_available():
+                return name
+    return next(name for name in readers if BACKENDS[name].extra is None)
 
 
 def compress(image: Any, model: str | None = None, quality: float = DEFAULT_QUALITY) -> bytes:

@@ -51,35 +51,39 @@ What the coder guarantees:
 
 from __future__ import annotations
 
-from .cpu import CpuRangeCoder
-from .lanes import LaneCoder
-from .tables import IntTables, build_tables
+import importlib
+from typing import TYPE_CHECKING
 
-__all__ = ["IntTables", "build_tables", "get_backend", "available_backends", "CpuRangeCoder", "LaneCoder"]
+from .backends import BACKENDS, CONTAINER_CODERS, Backend, backends_reading, container_coder
 
+if TYPE_CHECKING:
+    from .cpu import CpuRangeCoder
+    from .lanes import LaneCoder
+    from .tables import IntTables, build_tables
 
-def _triton_backend():
-    """The `triton` backend class, imported only when asked for (needs the [triton] extra)."""
-    try:
-        from .triton_backend import TritonLaneCoder
-    except ImportError as exc:
-        raise ImportError(
-            "the 'triton' coder backend needs triton and torch: pip install 'neurocodec[triton]' "
-            f"({exc}). Streams it writes (coder 'triton-rans') decode without it, through the "
-            "numpy reference backend 'lanes'."
-        ) from exc
-    return TritonLaneCoder()
+__all__ = ["BACKENDS", "CONTAINER_CODERS", "Backend", "CpuRangeCoder", "IntTables", "LaneCoder",
+           "available_backends", "backends_reading", "build_tables", "container_coder", "get_backend"]
+
+# These import numpy and constriction, so they load on first use: the format layer reads
+# the coder table (.backends) through this package and must stay free of both.
+_LAZY = {"IntTables": "tables", "build_tables": "tables", "CpuRangeCoder": "cpu", "LaneCoder": "lanes"}
 
 
-_BACKENDS = {"cpu": CpuRangeCoder, "lanes": LaneCoder, "triton": _triton_backend}
-_RESERVED: dict = {}
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _instances: dict = {}
 
 
 def available_backends() -> tuple[str, ...]:
     """Names accepted by `get_backend`: `("cpu", "lanes", "triton")` ("triton" needs the
     [triton] extra)."""
-    return tuple(sorted(_BACKENDS))
+    return tuple(sorted(BACKENDS))
 
 
 def get_backend(name: str = "cpu"):
@@ -92,7 +96,7 @@ def get_backend(name: str = "cpu"):
         the Triton kernels of that format (`TritonLaneCoder`, same bytes; imports
         triton and torch on first use; runs the kernels on a GPU, under the
         Triton interpreter if `TRITON_INTERPRET=1` and there is no GPU, else the
-        numpy reference).
+        numpy reference). `BACKENDS` lists them with their container coders.
 
     Returns:
       An object with `encode(symbols, table_indexes, tables) -> bytes` and
@@ -102,16 +106,28 @@ def get_backend(name: str = "cpu"):
       ImportError: for `"triton"` without the [triton] extra installed.
       ValueError: for an unknown name; the message lists the available ones.
     """
-    if name in _RESERVED:
-        raise NotImplementedError(
-            f"{_RESERVED[name]}; available backends: {', '.join(available_backends())}"
-        )
-    if name not in _BACKENDS:
+    if name not in BACKENDS:
         raise ValueError(
             f"unknown coder backend {name!r}; available backends: "
             f"{', '.join(available_backends())}"
         )
     backend = _instances.get(name)
     if backend is None:
-        backend = _instances.setdefault(name, _BACKENDS[name]())
+        backend = _instances.setdefault(name, _implementation(BACKENDS[name])())
     return backend
+
+
+def _implementation(spec: Backend) -> type:
+    """The class of a backend, imported now (a missing extra is named in the error)."""
+    module, cls = spec.implementation.split(":")
+    try:
+        return getattr(importlib.import_module(f".{module}", __name__), cls)
+    except ImportError as exc:
+        if spec.extra is None:
+            raise
+        readers = [b for b in backends_reading(spec.container_coder) if BACKENDS[b].extra is None]
+        raise ImportError(
+            f"the {spec.name!r} coder backend needs {spec.extra} and torch: pip install "
+            f"'neurocodec[{spec.extra}]' ({exc}). Streams it writes (coder {spec.container_coder!r}) "
+            f"decode without it, through the numpy reference backend {readers[0]!r}."
+        ) from exc

@@ -37,6 +37,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Union
 
+from ..coding.backends import CONTAINER_CODERS
 from ..errors import (
     ChecksumError,
     FormatError,
@@ -78,8 +79,9 @@ SUPPORTED_VERSIONS = (1,)
 #: File name extension of a neurocodec stream.
 FILE_EXTENSION = ".ncdc"
 
-#: Entropy coder names and their ids in the header. Ids are never reused.
-CODER_IDS: Mapping[str, int] = types.MappingProxyType({"cpu-range": 0, "triton-rans": 1})
+#: Entropy coder names and their ids in the header. Ids are never reused. The coding
+#: layer's backend table is the one source (each backend names the coder it writes).
+CODER_IDS: Mapping[str, int] = CONTAINER_CODERS
 _CODER_NAMES: Mapping[int, str] = types.MappingProxyType({v: k for k, v in CODER_IDS.items()})
 
 # Field layout (all little-endian, no padding).
