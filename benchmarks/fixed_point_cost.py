@@ -106,8 +106,8 @@ def finetune_float_prior(weights: Path, data: str, steps: int, batch: int, lr: f
         with torch.no_grad():
             gain, _ = model.gains(quality)
             y = model.analysis(x) * gain
-        out = entropy(y, model.log2_gains(quality))
-        loss = (out["y_bits"].sum() + out["z_bits"].sum()) / (batch * x.shape[2] * x.shape[3])
+        out = entropy(y, model.log2_gains(quality), quality)
+        loss = (out.y_bits.sum() + out.z_bits.sum()) / (batch * x.shape[2] * x.shape[3])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -303,7 +303,7 @@ def test_default_sizes_provably_below_2_to_53():
 
 
 def test_unscale_exact_matches_float_and_saturates():
-    exp2 = __import__("neurocodec.entropy.hyperprior", fromlist=["exp2_table"]).exp2_table()
+    exp2 = __import__("neurocodec.entropy.quality_head", fromlist=["exp2_table"]).exp2_table()
     lg = torch.tensor([0, 256, -384, 1000], dtype=torch.int64)       # gains 1, 2, 2**-1.5, 2**3.9
     y_hat = torch.tensor([7, -9, 3, 2**40], dtype=torch.int64).view(1, 4, 1, 1)
     out = unscale_exact(y_hat, lg, exp2).view(-1)
@@ -322,7 +322,8 @@ def test_training_face_matches_coding(codec):
     gain's fixed-point rounding, and its likelihood of the rounded latents is the size of
     the coded y segments (within 3 %)."""
     from neurocodec.entropy.gaussian import gaussian_bits
-    from neurocodec.entropy.hyperprior import HYPER_INPUT_SCALE, LOG2_SCALE_MIN, LOG2_SCALE_STEP
+    from neurocodec.entropy.hyperprior import HYPER_INPUT_SCALE
+    from neurocodec.entropy.quality_head import LOG2_SCALE_MIN, LOG2_SCALE_STEP
 
     model = codec.model
     entropy = model.entropy_model
@@ -357,7 +358,7 @@ def test_training_rate_tracks_coded_bytes(codec):
         with torch.no_grad():
             out = model(x, torch.tensor([quality]))
         segments, _ = model.compress(x, quality)
-        rate = float(out["y_bits"].sum() + out["z_bits"].sum())
+        rate = float(out.y_bits.sum() + out.z_bits.sum())
         coded = 8 * sum(map(len, segments))
         assert abs(rate / coded - 1) < 0.15, (quality, rate, coded)
 

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-import neurocodec.entropy.fixedpoint as fp  # noqa: E402
-from neurocodec.entropy.fixedpoint import FixedPointConv, requantise_exact, winograd_conv3x3  # noqa: E402
+import neurocodec.entropy.winograd as fp  # noqa: E402
+from neurocodec.entropy.fixedpoint import FixedPointConv, requantise_exact  # noqa: E402
+from neurocodec.entropy.winograd import winograd_conv3x3  # noqa: E402
 
 
 def conv_int64(x: np.ndarray, w: np.ndarray, b: np.ndarray, transposed: bool) -> np.ndarray:
@@ -89,7 +90,7 @@ def test_forward_exact_equals_int64_convolution(routes, seed, transposed, x_bits
 def test_each_winograd_variant_is_exact(seed, transposed, m):
     layer, x, w, b = random_case(seed, transposed, 300)
     xf, wf, bf = as_f64(x, w, b)
-    u, r = fp._winograd_filters(wf, transposed, m)
+    u, r = fp.winograd_filters(wf, transposed, m)
     assert 300 * r < fp._EXACT_LIMIT
     out = fp._winograd(xf, u, bf, m, transposed)
     np.testing.assert_array_equal(out.numpy().astype(np.int64), conv_int64(x, w, b, transposed))
@@ -102,7 +103,7 @@ def test_largest_admitted_input_is_exact(routes, transposed):
     c_in, c_out = 6, 5
     shape = (c_in, c_out, 5, 5) if transposed else (c_out, c_in, 3, 3)
     w = np.full(shape, -2**15, np.int64)
-    _, r = fp._winograd_filters(torch.from_numpy(w.astype(np.float64)), transposed, 4)
+    _, r = fp.winograd_filters(torch.from_numpy(w.astype(np.float64)), transposed, 4)
     largest = int(fp._EXACT_LIMIT / r) - 1
     signs = np.where((np.arange(9)[:, None] + np.arange(11)[None, :]) % 2 == 0, 1, -1)
     x = np.broadcast_to(largest * signs, (1, c_in, 9, 11)).copy()

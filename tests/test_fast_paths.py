@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 from neurocodec import Codec  # noqa: E402
-from neurocodec.entropy.hyperprior import (  # noqa: E402
+from neurocodec.entropy.quality_head import (  # noqa: E402
     GAIN_BITS, LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS, exp2_table, fixed_point_gain, scale_prior_exact)
 from neurocodec.transforms import BlockDCT  # noqa: E402
 

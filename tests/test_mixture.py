@@ -169,7 +169,7 @@ def tables():
 
 def random_prior(rng: np.random.Generator, n: int, k: int, spread: int, num_tables: int) -> mx.MixturePrior:
     """A random exact prior: integer weights from random fixed-point logits."""
-    from neurocodec.entropy.hyperprior import exp2_table
+    from neurocodec.entropy.quality_head import exp2_table
 
     logits = torch.from_numpy(rng.integers(-8 * 256, 8 * 256 + 1, (1, k, 1, 1, n)))
     logits[0, :, 0, 0, : n // 4] = 0                                   # ties
@@ -227,7 +227,7 @@ def test_pmf_builder_properties(tables, seed, k, spread):
 
 
 def test_weights_and_exp2():
-    from neurocodec.entropy.hyperprior import exp2_table, fixed_point_gain
+    from neurocodec.entropy.quality_head import exp2_table, fixed_point_gain
 
     exp2 = exp2_table()
     x = -torch.arange(0, 17 * 256, dtype=torch.int64)
@@ -283,16 +283,16 @@ def test_training_rate_matches_coded_bytes(codec):
         q = torch.tensor([quality])
         with torch.no_grad():
             y = model.analysis(x) * model.gains(q)[0]
-            out = entropy(y, model.log2_gains(q), rate_proxy="round")
+            out = entropy(y, model.log2_gains(q), q, rate_proxy="round")
             symbols = entropy.quantise(y, quality)
             segments = entropy.encode(symbols)
         coded = 8 * len(segments[1])
         values = symbols.y_hat.numpy().astype(np.int64).ravel()
         ideal = mx.mixture_ideal_bits(values, symbols.prior, entropy.y_tables)
         assert abs(coded / ideal - 1) < 0.01, (quality, coded, ideal)
-        rate = float(out["y_bits"].sum())
+        rate = float(out.y_bits.sum())
         assert abs(rate / coded - 1) < 0.03, (quality, rate, coded)
-        assert torch.equal(out["y_hat"], symbols.y_hat)
+        assert torch.equal(out.y_hat, symbols.y_hat)
 
 
 def test_gradients_reach_the_mixture_head():
@@ -303,12 +303,11 @@ def test_gradients_reach_the_mixture_head():
     model.train()
     for proxy in ("noise", "round"):
         model.zero_grad()
-        model.entropy_model.rate_proxy = proxy
-        rd_loss(model, x, torch.tensor([2.0, 6.0]))["loss"].backward()
+        rd_loss(model, x, torch.tensor([2.0, 6.0]), rate_proxy=proxy)["loss"].backward()
         head = model.entropy_model.hyper_synthesis.mixture
         assert head.weight.grad.abs().sum() > 0 and head.bias.grad.abs().sum() > 0, proxy
     with pytest.raises(ValueError, match="rate proxy"):
-        model.entropy_model(torch.zeros(1, 192, 4, 4), torch.zeros(1, 192, 1, 1), rate_proxy="exact")
+        model.entropy_model(torch.zeros(1, 192, 4, 4), torch.zeros(1, 192, 1, 1), torch.ones(1), rate_proxy="exact")
 
 
 # --------------------------------------------------------------------------- #

@@ -1,5 +1,7 @@
 """The two training-face rate proxies of the latents (entropy.residual_bits)."""
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -54,4 +56,5 @@ def test_train_rejects_unknown_proxies_and_models_default_to_noise(tmp_path):
     with pytest.raises(ValueError, match="rate_proxy"):
         train(cfg, tmp_path / "bad", progress=False)
     model = build_model("block-hyperprior", refine_blocks=0)
-    assert model.entropy_model.rate_proxy == "noise"
+    assert inspect.signature(model.forward).parameters["rate_proxy"].default == "noise"
+    assert inspect.signature(model.entropy_model.forward).parameters["rate_proxy"].default == "noise"

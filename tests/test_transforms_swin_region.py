@@ -214,14 +214,14 @@ def test_masks_as_privileged_information():
         plain = model(x, q)
     with _seeded(5):   # masks that are the grid: the same computation
         same = model(x, q, masks=grid.expand(2, 64, 64).to(torch.int64))
-    assert torch.allclose(plain["x_hat"], same["x_hat"], atol=1e-5)
+    assert torch.allclose(plain.x_hat, same.x_hat, atol=1e-5)
     masks = torch.zeros(2, 64, 64, dtype=torch.int64)
     masks[:, :, 20:] = 5
     masks[1, 40:] = 9
     with _seeded(5):
         out = model(x, q, masks=masks)
-    assert (out["x_hat"] - plain["x_hat"]).abs().max() > 1e-3
-    loss = out["x_hat"].square().mean() + out["y_bits"].mean()
+    assert (out.x_hat - plain.x_hat).abs().max() > 1e-3
+    loss = out.x_hat.square().mean() + out.y_bits.mean()
     loss.backward()
     grads = [p.grad for n, p in model.named_parameters() if "synthesis_stages.4.sal" in n]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -231,7 +231,7 @@ def test_masks_as_privileged_information():
             model(x, q, masks=bad)
     with _seeded(5):   # (B, 1, H, W) masks are accepted too
         channel = model(x, q, masks=masks[:, None])
-    assert torch.equal(channel["x_hat"], out["x_hat"])
+    assert torch.equal(channel.x_hat, out.x_hat)
 
 
 # --------------------------------------------------------------------------- #
@@ -265,8 +265,8 @@ def test_forward_shapes_where_windows_need_padding(arch):
     # region cells of 48 pixels leave partial cells at the edges
     for h, w in ((64, 192), (192, 64), (128, 320)):
         out = model(torch.rand(1, 3, h, w), torch.tensor([5.0]))
-        assert out["x_hat"].shape == (1, 3, h, w) and torch.isfinite(out["x_hat"]).all()
-        assert out["y_bits"].shape == (1, model.latent_channels, h // 16, w // 16)
+        assert out.x_hat.shape == (1, 3, h, w) and torch.isfinite(out.x_hat).all()
+        assert out.y_bits.shape == (1, model.latent_channels, h // 16, w // 16)
 
 
 @pytest.fixture(scope="module")

@@ -185,8 +185,8 @@ def test_walloc_shapes_and_linear_start():
     assert model.pad_multiple == 16 and model.latent_channels == 16
     x = torch.rand(2, 3, 32, 48, generator=torch.Generator().manual_seed(0))
     out = model(x, torch.tensor([1.0, 8.0]))
-    assert out["x_hat"].shape == x.shape
-    assert out["y_bits"].shape == (2, 16, 8, 12) and out["z_bits"].shape == (2, 32, 2, 3)
+    assert out.x_hat.shape == x.shape
+    assert out.y_bits.shape == (2, 16, 8, 12) and out.z_bits.shape == (2, 32, 2, 3)
     # keeping every band, the initial codec (before quantisation) is the identity
     full = build_model("walloc", levels=1, latent_channels=12, encoder_hidden=0)
     with torch.no_grad():

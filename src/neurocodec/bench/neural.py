@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import numpy as np
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (None: as they are), then restore the
+    previous count: measuring one codec must not change the process for the others."""
+    import torch
+
+    if not threads:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class NeuralCodec:
@@ -15,7 +35,7 @@ class NeuralCodec:
 
     Args:
       model: shipped model name (None = default).
-      threads: torch threads used while measuring.
+      threads: torch threads used while encoding and decoding (restored after each call).
       weights: a weight file instead of a shipped model (its streams then decode only
         through this object, since :func:`neurocodec.decompress` looks in the zoo).
       effort: encode-time latent optimisation steps (``Codec.compress(effort=...)``).
@@ -23,12 +43,9 @@ class NeuralCodec:
 
     def __init__(self, model: str | None = None, threads: int | None = None, weights: str | None = None,
                  effort: int = 0):
-        import torch
-
         from ..codec import Codec
 
-        if threads:
-            torch.set_num_threads(threads)
+        self.threads = threads
         self.codec = Codec(model, weights=weights)
         self._shipped = weights is None
         self.effort = effort
@@ -37,13 +54,16 @@ class NeuralCodec:
         self.mismatches = 0
 
     def encode(self, img: np.ndarray, quality: float) -> bytes:
-        data, self._last_reconstruction = self.codec.compress_with_reconstruction(img, quality, effort=self.effort)
+        with torch_threads(self.threads):
+            data, self._last_reconstruction = self.codec.compress_with_reconstruction(img, quality,
+                                                                                        effort=self.effort)
         return data
 
     def decode(self, data: bytes) -> np.ndarray:
         from ..codec import decompress
 
-        out = decompress(data) if self._shipped else self.codec.decompress(data)
+        with torch_threads(self.threads):
+            out = decompress(data) if self._shipped else self.codec.decompress(data)
         if self._last_reconstruction is not None and not np.array_equal(out, self._last_reconstruction):
             self.mismatches += 1
         return out

@@ -30,14 +30,13 @@ An empty input encodes to `b""`.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Any
 
 import constriction
 import numpy as np
 
 from ..errors import FormatError
+from .identity_cache import IdentityCache
 from .tables import (
     ESCAPE_LENGTH_ALPHABET,
     IntTables,
@@ -117,31 +116,13 @@ class CpuRangeCoder:
     name = "cpu"
 
     def __init__(self):
-        self._cache: dict[int, tuple[weakref.ref, list]] = {}
-        self._lock = threading.Lock()
+        self._cache: IdentityCache[list] = IdentityCache()
 
     # -- model cache ----------------------------------------------------------
 
     def _models(self, tables: IntTables) -> list:
         """The per-table model list for `tables` (entries None until built)."""
-        key = id(tables)
-        entry = self._cache.get(key)
-        if entry is not None and entry[0]() is tables:
-            return entry[1]
-        cache = self._cache
-
-        def _forget(ref, key=key, cache=cache):
-            current = cache.get(key)
-            if current is not None and current[0] is ref:
-                del cache[key]
-
-        with self._lock:
-            entry = self._cache.get(key)
-            if entry is not None and entry[0]() is tables:
-                return entry[1]
-            models = [None] * tables.num_tables
-            self._cache[key] = (weakref.ref(tables, _forget), models)
-            return models
+        return self._cache.get(tables, lambda t: [None] * t.num_tables)
 
     @staticmethod
     def _model_for(models: list, tables: IntTables, t: int):

@@ -52,13 +52,12 @@ from __future__ import annotations
 
 import bisect
 import struct
-import threading
-import weakref
 from typing import Any
 
 import numpy as np
 
 from ..errors import FormatError
+from .identity_cache import IdentityCache
 from .tables import IntTables, _as_indexes, bit_length, _check_coding_inputs, unzigzag, zigzag
 
 __all__ = [
@@ -242,31 +241,14 @@ class LaneTables:
         return cost
 
 
-_cache: dict[int, tuple[weakref.ref, LaneTables]] = {}
-_cache_lock = threading.Lock()
+_lane_tables_cache: IdentityCache[LaneTables] = IdentityCache()
 
 
 def lane_tables(tables: IntTables) -> LaneTables:
     """The cached `LaneTables` of `tables` (dropped when `tables` is freed)."""
     if not isinstance(tables, IntTables):
         raise TypeError(f"tables must be an IntTables, got {type(tables).__name__}")
-    key = id(tables)
-    entry = _cache.get(key)
-    if entry is not None and entry[0]() is tables:
-        return entry[1]
-    prepared = LaneTables(tables)
-
-    def _forget(ref, key=key):
-        current = _cache.get(key)
-        if current is not None and current[0] is ref:
-            del _cache[key]
-
-    with _cache_lock:
-        entry = _cache.get(key)
-        if entry is not None and entry[0]() is tables:
-            return entry[1]
-        _cache[key] = (weakref.ref(tables, _forget), prepared)
-    return prepared
+    return _lane_tables_cache.get(tables, LaneTables)
 
 
 def _escape_fields(values: np.ndarray):

@@ -39,7 +39,6 @@ from __future__ import annotations
 import os
 import threading
 import types
-import weakref
 from typing import Any
 
 import numpy as np
@@ -51,6 +50,7 @@ from triton.runtime.jit import JITFunction
 
 from ..errors import FormatError
 from . import lanes as ref
+from .identity_cache import IdentityCache
 from .tables import IntTables, _as_indexes, _check_coding_inputs
 
 __all__ = ["TritonLaneCoder", "compile_for", "KERNEL_NAMES"]
@@ -422,8 +422,7 @@ class TritonLaneCoder:
             raise RuntimeError("executor 'cuda' needs a CUDA GPU; none is available")
         self.executor = executor
         self.device = torch.device("cuda" if executor == "cuda" else "cpu")
-        self._cache: dict[int, tuple[weakref.ref, _DeviceTables]] = {}
-        self._lock = threading.Lock()
+        self._cache: IdentityCache[_DeviceTables] = IdentityCache()
 
     def __repr__(self) -> str:
         return f"TritonLaneCoder(executor={self.executor!r})"
@@ -435,21 +434,7 @@ class TritonLaneCoder:
 
     def _tables(self, tables: IntTables) -> tuple[ref.LaneTables, _DeviceTables]:
         lt = ref.lane_tables(tables)
-        key = id(tables)
-        entry = self._cache.get(key)
-        if entry is not None and entry[0]() is tables:
-            return lt, entry[1]
-        dev = _DeviceTables(lt, self.device)
-        cache = self._cache
-
-        def _forget(r, key=key):
-            current = cache.get(key)
-            if current is not None and current[0] is r:
-                del cache[key]
-
-        with self._lock:
-            self._cache[key] = (weakref.ref(tables, _forget), dev)
-        return lt, dev
+        return lt, self._cache.get(tables, lambda _: _DeviceTables(lt, self.device))
 
     # -- encoding --------------------------------------------------------------
 

@@ -26,7 +26,7 @@ the hyper-synthesis' exact unscaled outputs and the decoded latents *unscaled* b
 quality's gain with the integer exp2 table (:func:`unscale_exact`), on a ``2**-8`` grid.
 Their outputs are corrections to the hyperprior's unscaled mean and log2-scale; the
 quality's gain then enters through the same integer head as in the plain hyperprior
-(:func:`~neurocodec.entropy.hyperprior.scale_prior_exact`), so one prior serves every
+(:func:`~neurocodec.entropy.quality_head.scale_prior_exact`), so one prior serves every
 quality. Symbols are ``round(y) - mean`` under the same zero-mean scale tables; the
 reconstruction ``y_hat = round(y)`` does not depend on the prior, only the bits do.
 
@@ -45,12 +45,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import FormatError
-from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact
-from .hyperprior import (
-    HYPER_INPUT_SCALE, LOG_BITS, NUM_SCALES, Z_LIMIT, GAIN_BITS, HyperSymbols,
-    MeanScaleHyperprior, fixed_point_gain, quality_log2_gain, round_ste, scale_prior, scale_prior_exact,
-)
+from .base import EntropyOutput
+from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact, round_ste
+from .hyperprior import FixedPointHyperSynthesis, HyperpriorFamily, HyperSymbols, gaussian_latent_rate
+from .quality_head import GAIN_BITS, LOG_BITS, NUM_SCALES, fixed_point_gain, scale_prior, scale_prior_exact
 from .rd_rounding import rd_round
 
 CONTEXT_BITS = 8            # fractional bits of every context input (and of the predicted corrections)
@@ -191,16 +189,18 @@ class SliceParameterNet(nn.Module):
         return mean.to(torch.int64), log_scale.to(torch.int64)
 
 
-class ContextHyperprior(MeanScaleHyperprior):
+class ContextHyperprior(HyperpriorFamily):
     """Mean-scale hyperprior plus a checkerboard x channel-slice context (ELIC-style).
 
-    Latents ``y`` (B, C, H, W), H and W multiples of 4. The hyper-analysis, hyper-synthesis
-    and z density are those of :class:`MeanScaleHyperprior` (same parameter names, so a
-    trained hyperprior warm-starts them).
+    Latents ``y`` (B, C, H, W), H and W multiples of 4. The z side, hyper-synthesis and
+    saved state are the hyperprior family's (:class:`HyperpriorFamily`: same parameter
+    names as :class:`~neurocodec.entropy.hyperprior.MeanScaleHyperprior`, so a trained
+    hyperprior warm-starts them); the context networks ``context.{s}`` correct its
+    prediction slice by slice. ``1 + 2 S`` segments per tile.
 
     Args:
       latent_channels: C.
-      hyper_channels, hidden: as for :class:`MeanScaleHyperprior`.
+      hyper_channels, hidden: as for :class:`~neurocodec.entropy.hyperprior.MeanScaleHyperprior`.
       slices: channel counts of the slices, in coding order; they sum to C.
       context_hidden: width of the parameter networks.
       channel_order: a permutation of ``range(C)``; slice 0 is channels
@@ -214,7 +214,8 @@ class ContextHyperprior(MeanScaleHyperprior):
     def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128,
                  slices: tuple[int, ...] = (12, 12, 24, 48, 96), context_hidden: int = 96,
                  channel_order: list[int] | None = None):
-        super().__init__(latent_channels, hyper_channels, hidden)
+        super().__init__(latent_channels, hyper_channels, hidden,
+                         lambda: FixedPointHyperSynthesis(hyper_channels, hidden, latent_channels))
         slices = tuple(int(s) for s in slices)
         if not slices or min(slices) < 1 or sum(slices) != latent_channels:
             raise ValueError(f"slices {slices} must be positive and sum to the {latent_channels} latent channels")
@@ -252,22 +253,15 @@ class ContextHyperprior(MeanScaleHyperprior):
         return x[:, self.inverse_order]
 
     # -- training face -----------------------------------------------------------
-    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor, rate_proxy: str | None = None
-                ) -> dict[str, torch.Tensor]:
-        """Training face; same contract as :meth:`MeanScaleHyperprior.forward`.
-
-        Args:
-          y: float32 (B, C, H, W) scaled latents.
-          log2_gain: float32 (B, C, 1, 1).
-          rate_proxy: rate term of y for this call (default: ``self.rate_proxy``).
-        Returns:
-          dict: ``y_hat`` (B, C, H, W) (``round(y)``, straight-through), ``y_bits``
-          (B, C, H, W) and ``z_bits`` (B, Cz, H/4, W/4) (rate as in the hyperprior).
-        """
-        z_hat, z_bits = self.hyper_rate(y)
+    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor, quality: torch.Tensor,
+                rate_proxy: str = "noise", generator: torch.Generator | None = None) -> EntropyOutput:
+        """Training face (:meth:`~neurocodec.entropy.base.EntropyModel.forward`): ``y_hat``
+        is ``round(y)`` (straight-through), ``y_bits`` (B, C, H, W) and ``z_bits``
+        (B, Cz, H/4, W/4) as in the hyperprior, under the context prior of :meth:`prior`."""
+        z_hat, z_bits = self.hyper_rate(y, generator)
         mean, index = self.prior(y, z_hat, log2_gain)
-        y_hat, y_bits = self.latent_rate(y, mean, index, rate_proxy)
-        return {"y_hat": y_hat, "y_bits": y_bits, "z_bits": z_bits}
+        y_hat, y_bits = gaussian_latent_rate(y, mean, index, rate_proxy, generator)
+        return EntropyOutput(y_hat, y_bits, z_bits)
 
     def prior(self, y: torch.Tensor, z_hat: torch.Tensor, log2_gain: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -303,18 +297,18 @@ class ContextHyperprior(MeanScaleHyperprior):
         return self._unpermute(torch.cat(means, 1)), self._unpermute(torch.cat(indexes, 1))
 
     # -- coding face ---------------------------------------------------------------
-    @torch.no_grad()
-    def update_tables(self, log_gain: torch.Tensor) -> None:
-        """As :meth:`MeanScaleHyperprior.update_tables`, plus the context networks' integer
-        parameters (``context.{slice}.{main,spatial,hidden,out}.{weight,bias}``)."""
-        super().update_tables(log_gain)
+    def extra_integer_parameters(self) -> dict[str, torch.Tensor]:
+        """The context networks' integer parameters
+        (``context.{slice}.{main,spatial,hidden,out}.{weight,bias}``)."""
+        params = {}
         for s, net in enumerate(self.context):
-            self.prior_params.update(net.integer_parameters(f"context.{s}."))
+            params.update(net.integer_parameters(f"context.{s}."))
+        return params
 
     def _hyper_exact(self, z_symbols: np.ndarray, quality: float):
         """Exact hyper prediction, permuted: int64 (1, C, H, W) mean_u and log_scale_u, and
         the int64 (C,) log2-gains in slice order."""
-        lg = quality_log2_gain(self.prior_params["log2_gain"], quality)
+        lg = self.quality_log2_gain(quality)
         mean_h, log_scale_h = self.hyper_synthesis.unscaled_exact(torch.from_numpy(z_symbols), self.prior_params)
         return self._permute(mean_h), self._permute(log_scale_h), lg[self.order]
 
@@ -355,17 +349,15 @@ class ContextHyperprior(MeanScaleHyperprior):
     def quantise(self, y: torch.Tensor, quality: float, distortion_weight: np.ndarray | None = None
                  ) -> HyperSymbols:
         """Encoder side: scaled latents float32 (1, C, H, W) -> symbols and table indexes
-        (natural channel order, as :meth:`MeanScaleHyperprior.quantise`).
+        (natural channel order).
 
-        ``distortion_weight``: float64 (1, C, 1, 1) in natural channel order, as for
-        :meth:`MeanScaleHyperprior.quantise`. Given, the symbols of every coding pass are
+        ``distortion_weight``: float64 (1, C, 1, 1) in natural channel order. Given, the symbols of every coding pass are
         chosen by :func:`~neurocodec.entropy.rd_rounding.rd_round` against the prior that
         the symbols already chosen give that pass, so the encoder runs the decoder's ``2 S``
         passes; without it, plain rounding and one prior evaluation per slice.
         """
         self._require_tables()
-        z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
-        z_symbols = torch.clamp(torch.round(z), -Z_LIMIT, Z_LIMIT).to(torch.int32).numpy()
+        z_symbols = self.hyper_symbols(y)
         mean_h, log_scale_h, lg = self._hyper_exact(z_symbols, quality)
         if distortion_weight is not None:
             return self._quantise_by_passes(y, z_symbols, mean_h, log_scale_h, lg, distortion_weight)
@@ -452,7 +444,7 @@ class ContextHyperprior(MeanScaleHyperprior):
         from ..coding import get_backend
 
         backend = get_backend(coder)
-        segments = [backend.encode(symbols.z_symbols, self._z_indexes(symbols.z_symbols.shape), self.z_tables)]
+        segments = [self.encode_hyper(symbols.z_symbols, coder)]
         y_symbols = symbols.y_symbols[0, self.order]
         y_indexes = symbols.y_indexes[0, self.order]
         for _, channels, mask in self._passes(*y_symbols.shape[1:]):
@@ -472,12 +464,10 @@ class ContextHyperprior(MeanScaleHyperprior):
         from ..coding import get_backend
 
         self._require_tables()
-        if len(segments) != self.num_segments:
-            raise FormatError(f"this model codes a tile in {self.num_segments} segments, got {len(segments)}")
+        self.check_segments(segments)
         backend = get_backend(coder)
-        b, c, h, w = y_shape
-        z_shape = (b, self.hyper_channels, h // 4, w // 4)
-        z_symbols = backend.decode(segments[0], self._z_indexes(z_shape), self.z_tables).reshape(z_shape)
+        _, c, h, w = y_shape
+        z_symbols = self.decode_hyper(segments[0], y_shape, coder)
         mean_h, log_scale_h, lg = self._hyper_exact(z_symbols, quality)
         data = iter(segments[1:])
 

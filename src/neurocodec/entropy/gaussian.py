@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
+from .base import RATE_PROXIES, uniform_noise
+
 def scale_table(num_scales: int = 96, log2_smallest: float = -3.25, log2_step: float = 0.125) -> np.ndarray:
     """Log-spaced scales ``2**(log2_smallest + i * log2_step)``, float64 (num_scales,):
     0.105 .. 394 by default, about 9 % apart."""
@@ -65,10 +67,8 @@ def gaussian_pmfs(scales: np.ndarray, tail_sigmas: float = 6.5, max_half_width: 
     return pmfs, np.asarray(minima, dtype=np.int32)
 
 
-RATE_PROXIES = ("noise", "round")
-
-
-def residual_bits(residual: torch.Tensor, scale: torch.Tensor, proxy: str = "noise") -> torch.Tensor:
+def residual_bits(residual: torch.Tensor, scale: torch.Tensor, proxy: str = "noise",
+                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Training-face rate (bits) of the residuals ``y - mean`` coded under scale ``scale``.
 
     Args:
@@ -79,11 +79,12 @@ def residual_bits(residual: torch.Tensor, scale: torch.Tensor, proxy: str = "noi
         scales: a symbol that is 0 with certainty still costs about ``1.4 * scale`` bits.
         ``"round"``: the information content of the symbol actually coded,
         ``round(residual)``, with a straight-through gradient: the coded rate itself.
+      generator: source of the noise (default: torch's global generator).
     Returns:
       float (...), bits >= 0.
     """
     if proxy == "noise":
-        return gaussian_bits(residual + torch.empty_like(residual).uniform_(-0.5, 0.5), scale)
+        return gaussian_bits(residual + uniform_noise(residual, generator), scale)
     if proxy == "round":
         return gaussian_bits(residual + (torch.round(residual) - residual).detach(), scale)
     raise ValueError(f"rate proxy must be one of {RATE_PROXIES}, got {proxy!r}")

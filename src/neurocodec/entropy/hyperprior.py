@@ -16,20 +16,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from .base import EntropyModel, EntropyOutput, uniform_noise
 from .factorized import FactorizedDensity
 from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact, round_ste
 from .gaussian import gaussian_pmfs, residual_bits, scale_table
+from .quality_head import (
+    LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS, NUM_SCALES, exp2_table, quality_log2_gain, scale_prior,
+    scale_prior_exact,
+)
 from .rd_rounding import rd_round
 
 Z_LIMIT = 2**15  # hyper-latents are clamped here so fixed-point sums stay below 2**53
 # Latents are scaled for unit quantisation steps (DC coefficients reach hundreds); the
 # hyper-analysis sees them scaled down so its activations, and Adam steps, stay O(1).
 HYPER_INPUT_SCALE = 1.0 / 16.0
+# Weight-file names of the saved state (every shipped weight file uses them).
+PRIOR_PREFIX = "prior."
+Y_TABLES_PREFIX = "tables.y."
+Z_TABLES_PREFIX = "tables.z."
 
 
 @dataclass(frozen=True)
@@ -49,18 +59,6 @@ class HyperSymbols:
     y_hat: torch.Tensor
 
 
-# Scale table: log2(scale) = LOG2_SCALE_MIN + index * LOG2_SCALE_STEP; in the exact path
-# log-scales are integers in units of 2**-LOG_BITS.
-LOG_BITS = 8
-LOG2_SCALE_MIN = -3.25
-LOG2_SCALE_STEP = 0.125
-NUM_SCALES = 96
-GAIN_BITS = 16          # fractional bits of the fixed-point gain multiplying the means
-# The scale-table step in units of 2**-LOG_BITS is 2**_STEP_BITS (a power of two, which the
-# exact index computation relies on: it divides by shifting).
-_STEP_BITS = LOG_BITS + int(math.log2(LOG2_SCALE_STEP))
-assert 2.0**_STEP_BITS == LOG2_SCALE_STEP * 2**LOG_BITS, "LOG2_SCALE_STEP must be a power of two"
-QUALITY_FRACTION_BITS = 16
 
 
 class FixedPointHyperSynthesis(nn.Module):
@@ -205,156 +203,104 @@ class FixedPointHyperSynthesis(nn.Module):
         return scale_prior_exact(mean_u, log_scale_u, log2_gain, params["exp2"], self.mean_bits, self.num_scales)
 
 
-def scale_prior(mean_u: torch.Tensor, log_scale_u: torch.Tensor, log2_gain: torch.Tensor,
-                num_scales: int = NUM_SCALES) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training face of the quality head: unscaled prediction -> coded mean and table index.
-
-    For latents coded as ``y * g`` the coded distribution has mean ``round(g * mean_u)`` (an
-    integer, so reconstructions never depend on the prior) and log2-scale
-    ``log_scale_u + log2 g``, which selects the table. Shared by every prior network
-    (hyper-synthesis, context models), so one prior serves all qualities.
-
-    Args:
-      mean_u, log_scale_u: float32 (B, C, H, W) on their grids (see
-        :meth:`FixedPointHyperSynthesis.unscaled`).
-      log2_gain: float32 (B, C, 1, 1) (or broadcastable).
-    Returns:
-      (mean, index): float32 (B, C, H, W), integers, straight-through gradients.
-    """
-    mean = round_ste(mean_u * torch.exp2(log2_gain))
-    position = (log_scale_u + log2_gain - LOG2_SCALE_MIN) / LOG2_SCALE_STEP
-    index = torch.clamp(round_ste(position), 0, num_scales - 1)
-    return mean, index
+def hyper_analysis_network(latent_channels: int, hidden: int, hyper_channels: int) -> nn.Sequential:
+    """``h_a``: scaled latents (B, C, H, W) -> hyper-latents (B, Cz, H/4, W/4), float (it
+    runs only in the encoder; its output is transmitted)."""
+    return nn.Sequential(
+        nn.Conv2d(latent_channels, hidden, 3, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(hidden, hidden, 5, stride=2, padding=2), nn.LeakyReLU(0.1),
+        nn.Conv2d(hidden, hyper_channels, 5, stride=2, padding=2),
+    )
 
 
-def scale_prior_exact(mean_u: torch.Tensor, log_scale_u: torch.Tensor, log2_gain: torch.Tensor,
-                      exp2: torch.Tensor, mean_bits: int = 8, num_scales: int = NUM_SCALES
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Coding face of :func:`scale_prior`, integer arithmetic only.
-
-    The table index is ``floor((log_scale_u + log2_gain - log2_scale_min + step/2) / step)``
-    clamped to the tables; the mean is ``round(mean_u * gain)`` with ``gain`` from the
-    integer exp2 table (:func:`fixed_point_gain`).
-
-    Args:
-      mean_u: int64 (1, C, H, W) in units of ``2**-mean_bits``.
-      log_scale_u: int64 (1, C, H, W) in units of ``2**-LOG_BITS``.
-      log2_gain: integer (C,) in units of ``2**-LOG_BITS`` (:func:`quality_log2_gain`).
-      exp2: int64 (2**LOG_BITS,) from :func:`exp2_table` (stored in the weight file).
-    Returns:
-      (mean, index): int64 (1, C, H, W) each.
-    """
-    lg = log2_gain.to(torch.int64).view(1, -1, 1, 1)
-    # Both divisors are powers of two, so floor division is an arithmetic right shift
-    # (exact on int64, and several times faster than a division).
-    offset = lg - int(LOG2_SCALE_MIN * 2**LOG_BITS) + (1 << (_STEP_BITS - 1))  # (1, C, 1, 1)
-    index = torch.add(log_scale_u, offset).bitwise_right_shift_(_STEP_BITS).clamp_(0, num_scales - 1)
-    gain = fixed_point_gain(lg, exp2)           # 2**-GAIN_BITS units
-    shift = mean_bits + GAIN_BITS
-    mean = torch.mul(mean_u, gain).add_(1 << (shift - 1)).bitwise_right_shift_(shift)
-    return mean, index
+def gaussian_latent_rate(y: torch.Tensor, mean: torch.Tensor, index: torch.Tensor, rate_proxy: str,
+                         generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training face of y given a mean-scale prior: (y, mean, scale index), float32
+    (B, C, H, W) each -> (``y_hat = mean + round(y - mean)`` straight-through, bits under
+    ``rate_proxy``, see :func:`~neurocodec.entropy.gaussian.residual_bits`)."""
+    scale = torch.exp2(LOG2_SCALE_MIN + index * LOG2_SCALE_STEP)
+    y_bits = residual_bits(y - mean, scale, rate_proxy, generator)
+    return mean + round_ste(y - mean), y_bits
 
 
-def exp2_table() -> torch.Tensor:
-    """int64 (2**LOG_BITS,): ``round(2**(f / 2**LOG_BITS) * 2**GAIN_BITS)``. Built at export
-    and stored in the weight file, so decoders never evaluate exp2 themselves."""
-    f = torch.arange(2**LOG_BITS, dtype=torch.float64) / 2**LOG_BITS
-    return torch.round(torch.exp2(f) * 2**GAIN_BITS).to(torch.int64)
+class HyperpriorFamily(EntropyModel):
+    """What every model of the hyperprior family shares: the z side and the saved state.
 
+    The z side: a float hyper-analysis ``hyper_analysis`` summarises the latents into
+    hyper-latents ``z`` (B, Cz, H/4, W/4), coded in the first segment under the
+    factorized density ``z_density``; a fixed-point ``hyper_synthesis`` (given by the
+    subclass) predicts the latents' distribution from ``round(z)``. The saved state: the
+    z tables, the ``NUM_SCALES`` zero-mean scale tables of the latents and the integer
+    prior parameters, stored as ``tables.z.*``, ``tables.y.*`` and ``prior.*`` (the names
+    of every shipped weight file). Subclasses implement how the latents are predicted and
+    coded; they compose the quality head (:mod:`~neurocodec.entropy.quality_head`) and
+    :func:`gaussian_latent_rate`.
 
-def fixed_point_gain(log2_gain: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Integer ``2**(log2_gain / 2**LOG_BITS) * 2**GAIN_BITS`` (int64), from the exp2 table."""
-    whole = torch.div(log2_gain, 2**LOG_BITS, rounding_mode="floor")
-    mantissa = table.to(torch.int64)[log2_gain - whole * 2**LOG_BITS]
-    up = torch.clamp(whole, min=0)
-    down = torch.clamp(-whole, min=0)
-    return torch.div(mantissa * torch.pow(2, up), torch.pow(2, down), rounding_mode="floor")
-
-
-def quality_log2_gain(table: torch.Tensor, quality: float) -> torch.Tensor:
-    """Interpolate integer log2-gains (8, C) at a quality in [1, 8], exactly.
-
-    The fraction ``t = round((q - k) * 2**16)`` is exact for the float32 qualities streams
-    store, and the interpolation is integer arithmetic. Returns int64 (C,).
-    """
-    k = min(max(int(quality), 1), table.shape[0] - 1)
-    t = int(round((float(quality) - k) * 2**QUALITY_FRACTION_BITS))
-    low, high = table[k - 1].to(torch.int64), table[k].to(torch.int64)
-    half = 1 << (QUALITY_FRACTION_BITS - 1)
-    return low + torch.div((high - low) * t + half, 1 << QUALITY_FRACTION_BITS, rounding_mode="floor")
-
-
-class MeanScaleHyperprior(nn.Module):
-    """Entropy model for latents ``y`` (B, C, H, W) with H, W multiples of 4.
+    Latents ``y`` (B, C, H, W), H and W multiples of 4.
 
     Args:
       latent_channels: C.
-      hyper_channels: Cz, channels of z (at H/4, W/4).
+      hyper_channels: Cz, channels of z.
       hidden: channels inside ``h_a`` and ``h_s``.
+      hyper_synthesis: builds the hyper-synthesis network (called between the
+        hyper-analysis and the z density, the order their parameters are initialised in).
     """
 
-    #: :meth:`quantise` accepts a ``distortion_weight`` (rate-distortion rounding).
-    rd_rounding = True
+    latent_multiple = 4
 
-    def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128):
+    def __init__(self, latent_channels: int, hyper_channels: int, hidden: int,
+                 hyper_synthesis: Callable[[], FixedPointHyperSynthesis]):
         super().__init__()
         self.latent_channels = latent_channels
         self.hyper_channels = hyper_channels
-        self.hyper_analysis = nn.Sequential(
-            nn.Conv2d(latent_channels, hidden, 3, padding=1), nn.LeakyReLU(0.1),
-            nn.Conv2d(hidden, hidden, 5, stride=2, padding=2), nn.LeakyReLU(0.1),
-            nn.Conv2d(hidden, hyper_channels, 5, stride=2, padding=2),
-        )
-        self.hyper_synthesis = FixedPointHyperSynthesis(hyper_channels, hidden, latent_channels)
+        self.hyper_analysis = hyper_analysis_network(latent_channels, hidden, hyper_channels)
+        self.hyper_synthesis = hyper_synthesis()
         self.z_density = FactorizedDensity(hyper_channels)
-        self.num_segments = 2  # z, y (context models code y in several passes)
-        # Training-face rate of y: "noise" (additive uniform noise) or "round" (the coded
-        # symbols' bits, straight-through); set from TrainConfig.rate_proxy.
-        self.rate_proxy = "noise"
-        # Coding state, filled by update_tables() or by loading a weight file.
+        # Saved state, filled by update_tables() or load_coding_state().
         self.y_tables = None
         self.z_tables = None
-        # Integer prior parameters: the hyper-synthesis weights, "exp2" (exp2_table()) and
-        # "log2_gain" (int64 (8, C): the gains of the eight qualities, LOG_BITS fractional bits).
+        # Integer prior parameters: the prior networks' integer weights, "exp2" (exp2_table())
+        # and "log2_gain" (int64 (8, C): the gains of the eight qualities, LOG_BITS fractional bits).
         self.prior_params: dict[str, torch.Tensor] | None = None
 
-    # -- training face -----------------------------------------------------------
-    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor, rate_proxy: str | None = None
-                ) -> dict[str, torch.Tensor]:
-        """Training face.
-
-        Args:
-          y: float32 (B, C, H, W) scaled latents.
-          log2_gain: float32 (B, C, 1, 1), log2 of the gains applied to y.
-          rate_proxy: rate term of y for this call (default: ``self.rate_proxy``).
-        Returns:
-          dict: ``y_hat`` (B, C, H, W), rounded around the mean with a straight-through
-          gradient; ``y_bits`` (B, C, H, W) and ``z_bits`` (B, Cz, H/4, W/4), the
-          differentiable rate (see :meth:`hyper_rate` and :meth:`latent_rate`).
-        """
-        z_hat, z_bits = self.hyper_rate(y)
-        mean, index = self.hyper_synthesis(z_hat, log2_gain)
-        y_hat, y_bits = self.latent_rate(y, mean, index, rate_proxy)
-        return {"y_hat": y_hat, "y_bits": y_bits, "z_bits": z_bits}
-
-    def hyper_rate(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # -- z side, training face -------------------------------------------------------
+    def hyper_rate(self, y: torch.Tensor, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training face of z: scaled latents (B, C, H, W) -> (z_hat, z_bits), float32
         (B, Cz, H/4, W/4) each; z_hat straight-through rounded, bits under additive noise."""
         z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
-        z_bits = self.z_density.bits(z + torch.empty_like(z).uniform_(-0.5, 0.5))
+        z_bits = self.z_density.bits(z + uniform_noise(z, generator))
         return torch.clamp(round_ste(z), -Z_LIMIT, Z_LIMIT), z_bits
 
-    def latent_rate(self, y: torch.Tensor, mean: torch.Tensor, index: torch.Tensor, rate_proxy: str | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training face of y given its prior: (y, mean, scale index), float32 (B, C, H, W)
-        each -> (y_hat = mean + round(y - mean) straight-through, bits under
-        ``rate_proxy`` or else ``self.rate_proxy``, see
-        :func:`~neurocodec.entropy.gaussian.residual_bits`)."""
-        scale = torch.exp2(LOG2_SCALE_MIN + index * LOG2_SCALE_STEP)
-        y_bits = residual_bits(y - mean, scale, rate_proxy or self.rate_proxy)
-        return mean + round_ste(y - mean), y_bits
+    # -- z side, coding face -----------------------------------------------------------
+    def hyper_symbols(self, y: torch.Tensor) -> np.ndarray:
+        """Encoder side of z: scaled latents float32 (1, C, H, W) -> int32 (1, Cz, H/4, W/4)."""
+        z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
+        return torch.clamp(torch.round(z), -Z_LIMIT, Z_LIMIT).to(torch.int32).numpy()
 
-    # -- coding face ---------------------------------------------------------------
+    def _z_indexes(self, shape: tuple[int, ...]) -> np.ndarray:
+        channel = np.arange(self.hyper_channels, dtype=np.int32).reshape(1, -1, 1, 1)
+        return np.ascontiguousarray(np.broadcast_to(channel, shape))
+
+    def encode_hyper(self, z_symbols: np.ndarray, coder: str) -> bytes:
+        """The z segment: every z symbol under its channel's factorized table."""
+        from ..coding import get_backend
+
+        return get_backend(coder).encode(z_symbols, self._z_indexes(z_symbols.shape), self.z_tables)
+
+    def decode_hyper(self, segment: bytes, y_shape: tuple[int, int, int, int], coder: str) -> np.ndarray:
+        """Inverse of :meth:`encode_hyper`: int32 z symbols (1, Cz, H/4, W/4) of latents ``y_shape``."""
+        from ..coding import get_backend
+
+        b, _, h, w = y_shape
+        z_shape = (b, self.hyper_channels, h // 4, w // 4)
+        return get_backend(coder).decode(segment, self._z_indexes(z_shape), self.z_tables).reshape(z_shape)
+
+    def quality_log2_gain(self, quality: float) -> torch.Tensor:
+        """int64 (C,): the exact log2-gains of ``quality`` (units of ``2**-LOG_BITS``)."""
+        return quality_log2_gain(self.prior_params["log2_gain"], quality)
+
+    # -- saved state ------------------------------------------------------------------------
     @torch.no_grad()
     def update_tables(self, log_gain: torch.Tensor) -> None:
         """Build the integer tables and integer prior parameters (at export time only).
@@ -369,35 +315,87 @@ class MeanScaleHyperprior(nn.Module):
         pmfs, minima = self.z_density.pmfs()
         self.z_tables = build_tables(pmfs, minima)
         self.prior_params = self.hyper_synthesis.integer_parameters()
+        self.prior_params.update(self.extra_integer_parameters())
         self.prior_params["exp2"] = exp2_table()
         self.prior_params["log2_gain"] = torch.round(log_gain.double() / math.log(2.0) * 2**LOG_BITS).to(torch.int64)
+
+    def extra_integer_parameters(self) -> dict[str, torch.Tensor]:
+        """Integer parameters of prior networks besides the hyper-synthesis (none here)."""
+        return {}
+
+    def coding_state(self) -> dict[str, torch.Tensor]:
+        """``prior.*`` (the integer prior parameters) and ``tables.y.*`` / ``tables.z.*``."""
+        self._require_tables()
+        tensors = {PRIOR_PREFIX + key: value.contiguous() for key, value in self.prior_params.items()}
+        for prefix, tables in ((Y_TABLES_PREFIX, self.y_tables), (Z_TABLES_PREFIX, self.z_tables)):
+            tensors.update({prefix + key: torch.from_numpy(a.copy()) for key, a in tables.to_arrays().items()})
+        return tensors
+
+    def load_coding_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Inverse of :meth:`coding_state`."""
+        from ..coding import IntTables
+
+        def arrays(prefix: str) -> dict[str, np.ndarray]:
+            found = {k[len(prefix):]: v.numpy() for k, v in tensors.items() if k.startswith(prefix)}
+            if not found:
+                raise ValueError(f"weight file has no {prefix}* tensors")
+            return found
+
+        prior = {k[len(PRIOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}
+        if not prior:
+            raise ValueError(f"weight file has no {PRIOR_PREFIX}* tensors")
+        y_tables = IntTables.from_arrays(arrays(Y_TABLES_PREFIX))
+        z_tables = IntTables.from_arrays(arrays(Z_TABLES_PREFIX))
+        self.prior_params, self.y_tables, self.z_tables = prior, y_tables, z_tables
 
     def _require_tables(self) -> None:
         if self.y_tables is None or self.z_tables is None or self.prior_params is None:
             raise RuntimeError("entropy model has no coding tables: call update_tables() or load a weight file")
 
+
+class MeanScaleHyperprior(HyperpriorFamily):
+    """Entropy model for latents ``y`` (B, C, H, W) with H, W multiples of 4: each latent
+    coded under one zero-mean scale table, around an integer mean, both predicted by the
+    hyper-synthesis from ``round(z)``. Two segments per tile: z, y.
+
+    Args:
+      latent_channels: C.
+      hyper_channels: Cz, channels of z (at H/4, W/4).
+      hidden: channels inside ``h_a`` and ``h_s``.
+    """
+
+    rd_rounding = True
+    num_segments = 2
+
+    def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128):
+        super().__init__(latent_channels, hyper_channels, hidden,
+                         lambda: FixedPointHyperSynthesis(hyper_channels, hidden, latent_channels))
+
+    # -- training face -----------------------------------------------------------
+    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor, quality: torch.Tensor,
+                rate_proxy: str = "noise", generator: torch.Generator | None = None) -> EntropyOutput:
+        """Training face (:meth:`EntropyModel.forward`): ``y_bits`` (B, C, H, W),
+        ``z_bits`` (B, Cz, H/4, W/4); ``quality`` is not used (the gains carry it)."""
+        z_hat, z_bits = self.hyper_rate(y, generator)
+        mean, index = self.hyper_synthesis(z_hat, log2_gain)
+        y_hat, y_bits = gaussian_latent_rate(y, mean, index, rate_proxy, generator)
+        return EntropyOutput(y_hat, y_bits, z_bits)
+
+    # -- coding face ---------------------------------------------------------------
     def _prior(self, z_symbols: np.ndarray, quality: float) -> tuple[torch.Tensor, np.ndarray]:
         """Exact prior: int64 means (1, C, H, W) and int32 table indexes."""
-        log2_gain = quality_log2_gain(self.prior_params["log2_gain"], quality)
-        mean, index = self.hyper_synthesis.forward_exact(torch.from_numpy(z_symbols), self.prior_params, log2_gain)
+        mean, index = self.hyper_synthesis.forward_exact(torch.from_numpy(z_symbols), self.prior_params,
+                                                         self.quality_log2_gain(quality))
         return mean, index.numpy().astype(np.int32)
-
-    def _z_indexes(self, shape: tuple[int, ...]) -> np.ndarray:
-        channel = np.arange(self.hyper_channels, dtype=np.int32).reshape(1, -1, 1, 1)
-        return np.ascontiguousarray(np.broadcast_to(channel, shape))
 
     @torch.no_grad()
     def quantise(self, y: torch.Tensor, quality: float, distortion_weight: np.ndarray | None = None
                  ) -> HyperSymbols:
-        """Encoder side: scaled latents float32 (1, C, H, W) at ``quality`` -> symbols and table indexes.
-
-        ``distortion_weight``: float64 (1, C, 1, 1), bits per unit of squared latent error
-        per channel; given, symbols are chosen by :func:`~neurocodec.entropy.rd_rounding.rd_round`
-        instead of plain rounding (the decoder is the same either way).
-        """
+        """Encoder side (:meth:`EntropyModel.quantise`): symbols ``round(y) - mean`` (or
+        chosen by :func:`~neurocodec.entropy.rd_rounding.rd_round` when a
+        ``distortion_weight`` is given) and their table indexes."""
         self._require_tables()
-        z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
-        z_symbols = torch.clamp(torch.round(z), -Z_LIMIT, Z_LIMIT).to(torch.int32).numpy()
+        z_symbols = self.hyper_symbols(y)
         mean, y_indexes = self._prior(z_symbols, quality)
         y64 = y.double()
         y_symbols = torch.clamp(torch.round(y64) - mean, -2**31, 2**31 - 1).to(torch.int32).numpy()
@@ -411,10 +409,8 @@ class MeanScaleHyperprior(nn.Module):
         """Symbols -> [z segment, y segment]."""
         from ..coding import get_backend
 
-        backend = get_backend(coder)
-        z_bytes = backend.encode(symbols.z_symbols, self._z_indexes(symbols.z_symbols.shape), self.z_tables)
-        y_bytes = backend.encode(symbols.y_symbols, symbols.y_indexes, self.y_tables)
-        return [z_bytes, y_bytes]
+        y_bytes = get_backend(coder).encode(symbols.y_symbols, symbols.y_indexes, self.y_tables)
+        return [self.encode_hyper(symbols.z_symbols, coder), y_bytes]
 
     @torch.no_grad()
     def decode(self, segments: list[bytes], y_shape: tuple[int, int, int, int], quality: float,
@@ -423,10 +419,8 @@ class MeanScaleHyperprior(nn.Module):
         from ..coding import get_backend
 
         self._require_tables()
-        backend = get_backend(coder)
-        b, c, h, w = y_shape
-        z_shape = (b, self.hyper_channels, h // 4, w // 4)
-        z_symbols = backend.decode(segments[0], self._z_indexes(z_shape), self.z_tables).reshape(z_shape)
+        self.check_segments(segments)
+        z_symbols = self.decode_hyper(segments[0], y_shape, coder)
         mean, y_indexes = self._prior(z_symbols, quality)
-        y_symbols = backend.decode(segments[1], y_indexes, self.y_tables).reshape(y_shape)
+        y_symbols = get_backend(coder).decode(segments[1], y_indexes, self.y_tables).reshape(y_shape)
         return (torch.from_numpy(y_symbols).to(torch.int64) + mean).float()

@@ -7,12 +7,12 @@ hyper-synthesis are those of :class:`~neurocodec.entropy.hyperprior.MeanScaleHyp
 a 1x1 fixed-point head on the hyper-synthesis' last hidden features adds, per latent and
 component, a correction of the hyperprior's unscaled mean and log2-scale and a weight
 logit (:class:`MixtureHyperSynthesis`). The quality's gain enters every component as in
-:func:`~neurocodec.entropy.hyperprior.scale_prior`, so one prior serves all qualities.
+:func:`~neurocodec.entropy.quality_head.scale_prior`, so one prior serves all qualities.
 
 **Coding face (exact).** Everything that decides a probability is integer arithmetic:
 
 * component means are integers (``round(gain * mean_u)``), scales are indexes into the
-  96 zero-mean scale tables (:attr:`MeanScaleHyperprior.y_tables`, 16-bit integer
+  96 zero-mean scale tables (:attr:`HyperpriorFamily.y_tables`, 16-bit integer
   frequencies built once at export), and weights are integers summing to
   ``2**WEIGHT_BITS``, from the logits through the weight file's integer exp2 table
   (:func:`mixture_weights_exact`);
@@ -45,14 +45,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..coding.identity_cache import IdentityCache
 from ..errors import FormatError
+from .base import RATE_PROXIES, EntropyOutput, uniform_noise
 from .context import Y_HAT_LIMIT     # |round(y)| is clamped here, as in the context model
 from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact, round_ste
-from .gaussian import RATE_PROXIES, gaussian_bits
-from .hyperprior import (
-    HYPER_INPUT_SCALE, LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS, Z_LIMIT, FixedPointHyperSynthesis,
-    HyperSymbols, MeanScaleHyperprior, quality_log2_gain, scale_prior, scale_prior_exact,
-)
+from .gaussian import gaussian_bits
+from .hyperprior import Z_LIMIT, FixedPointHyperSynthesis, HyperpriorFamily, HyperSymbols
+from .quality_head import LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS, scale_prior, scale_prior_exact
 
 WEIGHT_BITS = 16            # integer mixture weights sum to 2**WEIGHT_BITS
 LOGIT_LIMIT = 8.0           # unscaled weight logits (log2 units) are clamped to +-8 ...
@@ -257,7 +257,7 @@ def mixture_weights_exact(logit: torch.Tensor, exp2: torch.Tensor, dim: int = 0)
 
 
 def exp2_nonpositive(x: torch.Tensor, exp2: torch.Tensor) -> torch.Tensor:
-    """:func:`~neurocodec.entropy.hyperprior.fixed_point_gain` for exponents ``x <= 0``
+    """:func:`~neurocodec.entropy.quality_head.fixed_point_gain` for exponents ``x <= 0``
     (int64, ``2**-LOG_BITS`` units), with shifts instead of powers (several times faster on
     the K x C x H x W logits): ``exp2[x mod 2**LOG_BITS] >> ceil(-x / 2**LOG_BITS)``."""
     fraction = torch.bitwise_and(x, 2**LOG_BITS - 1)
@@ -363,16 +363,15 @@ class _TableArrays:
     core_high: np.ndarray   # int64 ((WEIGHT_LEVELS + 1) * T,): last value of the core; row-major [level, table]
 
 
-_TABLE_CACHE: dict[int, tuple] = {}
+_table_arrays_cache: IdentityCache[_TableArrays] = IdentityCache()
 
 
 def _table_arrays(tables) -> _TableArrays:
     """Padded frequencies and core ranges of ``tables`` (cached while the tables live)."""
-    import weakref
+    return _table_arrays_cache.get(tables, _build_table_arrays)
 
-    entry = _TABLE_CACHE.get(id(tables))
-    if entry is not None and entry[0]() is tables:
-        return entry[1]
+
+def _build_table_arrays(tables) -> _TableArrays:
     sizes = tables.sizes.astype(np.int64)
     minima = tables.minima.astype(np.int64)
     pieces, starts, position = [np.zeros(MAX_WINDOW, np.uint32)], [], MAX_WINDOW
@@ -392,15 +391,8 @@ def _table_arrays(tables) -> _TableArrays:
             budget = (1 << tables.precision) >> max(CORE_TAIL_BITS - level + 1, 0)
             low[level, t] = minima[t] + np.searchsorted(left, budget, side="right") - 1
             high[level, t] = minima[t] + n - np.searchsorted(right, budget, side="right")
-    arrays = _TableArrays(np.concatenate(pieces), np.asarray(starts, np.int64), minima, sizes, low.ravel(),
-                          high.ravel())
-
-    def forget(ref, key=id(tables)):
-        if key in _TABLE_CACHE and _TABLE_CACHE[key][0] is ref:
-            del _TABLE_CACHE[key]
-
-    _TABLE_CACHE[id(tables)] = (weakref.ref(tables, forget), arrays)
-    return arrays
+    return _TableArrays(np.concatenate(pieces), np.asarray(starts, np.int64), minima, sizes, low.ravel(),
+                        high.ravel())
 
 
 def mixture_windows(prior: MixturePrior, tables, max_width: int = MAX_WINDOW) -> tuple[np.ndarray, np.ndarray]:
@@ -667,57 +659,51 @@ class MixtureSymbols(HyperSymbols):
     prior: MixturePrior
 
 
-class MixtureHyperprior(MeanScaleHyperprior):
+class MixtureHyperprior(HyperpriorFamily):
     """Hyperprior whose conditional distribution is a K-component Gaussian mixture.
 
-    Latents ``y`` (B, C, H, W), H and W multiples of 4. Same hyper-analysis, z density and
-    hyper-synthesis layers (and parameter names) as :class:`MeanScaleHyperprior`, plus the
-    mixture head ``hyper_synthesis.mixture``.
+    Latents ``y`` (B, C, H, W), H and W multiples of 4. The z side and saved state are the
+    hyperprior family's (:class:`~neurocodec.entropy.hyperprior.HyperpriorFamily`); the
+    hyper-synthesis is a :class:`MixtureHyperSynthesis` (the hyperprior's layers and
+    parameter names, plus the mixture head ``hyper_synthesis.mixture``). Two segments per
+    tile: z, y.
 
     Args:
-      latent_channels, hyper_channels, hidden: as for :class:`MeanScaleHyperprior`.
+      latent_channels, hyper_channels, hidden: as for
+        :class:`~neurocodec.entropy.hyperprior.MeanScaleHyperprior`.
       components: K, mixture components per latent.
     """
 
     rd_rounding = False  # not implemented for mixture tables
+    num_segments = 2
 
     def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128, components: int = 3):
-        super().__init__(latent_channels, hyper_channels, hidden)
+        super().__init__(latent_channels, hyper_channels, hidden,
+                         lambda: MixtureHyperSynthesis(hyper_channels, hidden, latent_channels, int(components)))
         self.components = int(components)
-        self.hyper_synthesis = MixtureHyperSynthesis(hyper_channels, hidden, latent_channels, self.components)
 
     # -- training face -----------------------------------------------------------
-    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor, rate_proxy: str | None = None
-                ) -> dict[str, torch.Tensor]:
-        """Training face; same contract as :meth:`MeanScaleHyperprior.forward`.
+    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor, quality: torch.Tensor,
+                rate_proxy: str = "noise", generator: torch.Generator | None = None) -> EntropyOutput:
+        """Training face (:meth:`~neurocodec.entropy.base.EntropyModel.forward`).
 
-        Args:
-          y: float32 (B, C, H, W) scaled latents.
-          log2_gain: float32 (B, C, 1, 1).
-          rate_proxy: ``"noise"`` (information content of ``y + u``, u ~ U(-1/2, 1/2)) or
-            ``"round"`` (of ``round(y)``, straight-through: the coded symbols); default
-            ``self.rate_proxy``.
-        Returns:
-          dict: ``y_hat`` (B, C, H, W) (``round(y)``, straight-through), ``y_bits``
-          (B, C, H, W) (:func:`mixture_bits`), ``z_bits`` (B, Cz, H/4, W/4).
+        ``rate_proxy``: ``"noise"`` (information content of ``y + u``, u ~ U(-1/2, 1/2)) or
+        ``"round"`` (of ``round(y)``, straight-through: the coded symbols). Returns
+        ``y_hat`` (B, C, H, W) (``round(y)``, straight-through), ``y_bits`` (B, C, H, W)
+        (:func:`mixture_bits`), ``z_bits`` (B, Cz, H/4, W/4).
         """
-        z_hat, z_bits = self.hyper_rate(y)
+        if rate_proxy not in RATE_PROXIES:
+            raise ValueError(f"rate proxy must be one of {RATE_PROXIES}, got {rate_proxy!r}")
+        z_hat, z_bits = self.hyper_rate(y, generator)
         mean, index, logit = self.hyper_synthesis(z_hat, log2_gain)
-        proxy = rate_proxy or self.rate_proxy
-        if proxy == "noise":
-            values = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        elif proxy == "round":
-            values = round_ste(y)
-        else:
-            raise ValueError(f"rate proxy must be one of {RATE_PROXIES}, got {proxy!r}")
-        return {"y_hat": round_ste(y), "y_bits": mixture_bits(values, mean, index, logit), "z_bits": z_bits}
+        values = y + uniform_noise(y, generator) if rate_proxy == "noise" else round_ste(y)
+        return EntropyOutput(round_ste(y), mixture_bits(values, mean, index, logit), z_bits)
 
     # -- coding face ---------------------------------------------------------------
     def _prior(self, z_symbols: np.ndarray, quality: float) -> MixturePrior:
         """Exact prior of every latent of one image."""
-        log2_gain = quality_log2_gain(self.prior_params["log2_gain"], quality)
         mean, index, weight = self.hyper_synthesis.forward_exact(torch.from_numpy(z_symbols), self.prior_params,
-                                                                 log2_gain)
+                                                                 self.quality_log2_gain(quality))
         return MixturePrior.from_tensors(mean, index, weight)
 
     @staticmethod
@@ -726,11 +712,13 @@ class MixtureHyperprior(MeanScaleHyperprior):
             raise error(f"the Gaussian mixture model codes with the 'cpu' coder (cpu-range) only, got {coder!r}")
 
     @torch.no_grad()
-    def quantise(self, y: torch.Tensor, quality: float) -> MixtureSymbols:
-        """Encoder side: scaled latents float32 (1, C, H, W) at ``quality`` -> symbols and prior."""
+    def quantise(self, y: torch.Tensor, quality: float, distortion_weight: np.ndarray | None = None
+                 ) -> MixtureSymbols:
+        """Encoder side: scaled latents float32 (1, C, H, W) at ``quality`` -> symbols and
+        prior (plain rounding: a ``distortion_weight`` raises ValueError)."""
+        self.check_distortion_weight(distortion_weight)
         self._require_tables()
-        z = self.hyper_analysis(y * HYPER_INPUT_SCALE)
-        z_symbols = torch.clamp(torch.round(z), -Z_LIMIT, Z_LIMIT).to(torch.int32).numpy()
+        z_symbols = self.hyper_symbols(y)
         prior = self._prior(z_symbols, quality)
         y_round = torch.clamp(torch.round(y.double()), -Y_HAT_LIMIT, Y_HAT_LIMIT).to(torch.int64)
         shape = tuple(y.shape)
@@ -740,10 +728,8 @@ class MixtureHyperprior(MeanScaleHyperprior):
 
     def encode(self, symbols: MixtureSymbols, coder: str = "cpu") -> list[bytes]:
         """Symbols -> [z segment, y segment] (the y segment: :func:`encode_mixture`)."""
-        from ..coding import get_backend
-
         self._check_coder(coder, ValueError)
-        z_bytes = get_backend(coder).encode(symbols.z_symbols, self._z_indexes(symbols.z_symbols.shape), self.z_tables)
+        z_bytes = self.encode_hyper(symbols.z_symbols, coder)
         values = symbols.y_symbols.astype(np.int64).ravel() + symbols.prior.anchors
         return [z_bytes, encode_mixture(values, symbols.prior, self.y_tables)]
 
@@ -754,14 +740,9 @@ class MixtureHyperprior(MeanScaleHyperprior):
 
         Raises FormatError for a wrong segment count, another coder than ``cpu`` (this model
         never writes one) or corrupt data."""
-        from ..coding import get_backend
-
         self._require_tables()
         self._check_coder(coder, FormatError)
-        if len(segments) != self.num_segments:
-            raise FormatError(f"this model codes a tile in {self.num_segments} segments, got {len(segments)}")
-        b, c, h, w = y_shape
-        z_shape = (b, self.hyper_channels, h // 4, w // 4)
-        z_symbols = get_backend(coder).decode(segments[0], self._z_indexes(z_shape), self.z_tables).reshape(z_shape)
+        self.check_segments(segments)
+        z_symbols = self.decode_hyper(segments[0], y_shape, coder)
         values = decode_mixture(segments[1], self._prior(z_symbols, quality), self.y_tables)
         return torch.from_numpy(values.reshape(y_shape)).float()

@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .fixedpoint import WEIGHT_LIMIT, FixedPointConv
-from .hyperprior import LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS, FixedPointHyperSynthesis
+from .hyperprior import FixedPointHyperSynthesis
+from .quality_head import LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS
 
 __all__ = ["PTQResult", "hidden_activation_max", "prior_kl_bits", "quantize_prior"]
 

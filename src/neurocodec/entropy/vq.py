@@ -65,7 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import FormatError
-from .gaussian import RATE_PROXIES
+from .base import RATE_PROXIES, EntropyModel, EntropyOutput
 
 TABLE_PREFIX = "tables.vq."     # weight-file names of the index tables
 TABLE_PRECISION = 16
@@ -150,8 +150,8 @@ class MultiCodebookQuantizer(nn.Module):
         return (p / p.sum(-1, keepdim=True)).numpy()
 
     # -- training face ----------------------------------------------------------------
-    def forward(self, x: torch.Tensor, active: torch.Tensor, rate_proxy: str = "noise"
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, active: torch.Tensor, rate_proxy: str = "noise",
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training face.
 
         Args:
@@ -160,6 +160,7 @@ class MultiCodebookQuantizer(nn.Module):
             dropped (its output and bits are then 0).
           rate_proxy: ``"noise"`` (hard code sampled by Gumbel-max) or ``"round"`` (hard
             code = nearest codeword, as coded).
+          generator: source of the Gumbel noise (default: torch's global generator).
         Returns:
           (x_hat, bits, index): x_hat float32 (B, M*d, H, W), the hard codewords with a
           straight-through gradient through the soft assignment; bits float32 (B, M, H, W);
@@ -176,7 +177,8 @@ class MultiCodebookQuantizer(nn.Module):
         codewords = self.codewords()
         logits = -self._distances(flat, m, codewords) * torch.exp(self.log_sharpness).view(m, 1, 1)
         if rate_proxy == "noise":
-            uniform = torch.rand_like(logits).clamp_(1e-12, 1.0 - 1e-7)
+            uniform = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+            uniform.clamp_(1e-12, 1.0 - 1e-7)
             logits = logits - torch.log(-torch.log(uniform))
         soft = torch.softmax(logits, dim=-1)
         index = logits.argmax(dim=-1)
@@ -336,7 +338,7 @@ class VQSymbols:
     units: int
 
 
-class CascadedVQ(nn.Module):
+class CascadedVQ(EntropyModel):
     """McQuic-style entropy model: cascaded multi-codebook VQ, static index tables.
 
     Args:
@@ -393,9 +395,8 @@ class CascadedVQ(nn.Module):
         ])
         self.register_buffer("order", torch.tensor(order, dtype=torch.int64), persistent=False)
         self.register_buffer("inverse_order", torch.argsort(torch.tensor(order)), persistent=False)
-        self.pad_multiple = max(strides, default=1)
+        self.latent_multiple = max(strides, default=1)
         self.num_segments = 1
-        self.rate_proxy = "noise"   # set from TrainConfig.rate_proxy
         self.tables = None          # IntTables, built by update_tables() or loaded
 
     @property
@@ -416,24 +417,25 @@ class CascadedVQ(nn.Module):
         return self.units_per_quality[k - 1]
 
     def _check_shape(self, h: int, w: int) -> None:
-        if h % self.pad_multiple or w % self.pad_multiple:
-            raise ValueError(f"latent height and width must be multiples of {self.pad_multiple}, got {h}x{w}")
+        if h % self.latent_multiple or w % self.latent_multiple:
+            raise ValueError(f"latent height and width must be multiples of {self.latent_multiple}, got {h}x{w}")
 
     # -- training face -------------------------------------------------------------------
-    def forward(self, y: torch.Tensor, quality: torch.Tensor, rate_proxy: str | None = None
-                ) -> dict[str, torch.Tensor]:
-        """Training face.
+    def forward(self, y: torch.Tensor, log2_gain: torch.Tensor, quality: torch.Tensor,
+                rate_proxy: str = "noise", generator: torch.Generator | None = None) -> EntropyOutput:
+        """Training face (:meth:`~neurocodec.entropy.base.EntropyModel.forward`).
 
         Args:
           y: float32 (B, C, H, W) scaled latents.
+          log2_gain: float32 (B, C, 1, 1); not used (a codebook has no quantisation step,
+            the scale is already in ``y``).
           quality: float32 (B,) in [1, 8]; selects each sample's coded fine units.
-          rate_proxy: ``"noise"`` or ``"round"`` (default ``self.rate_proxy``), see
-            :meth:`MultiCodebookQuantizer.forward`.
+          rate_proxy: ``"noise"`` or ``"round"``, see :meth:`MultiCodebookQuantizer.forward`.
+          generator: source of the Gumbel noise.
         Returns:
-          dict: ``y_hat`` float32 (B, C, H, W); ``y_bits`` float32 (B, 1, H, W), bits of the
-          fine units; ``z_bits`` float32 (B, 1, 1, 1), bits of the coarse levels.
+          ``y_hat`` float32 (B, C, H, W); ``y_bits`` float32 (B, 1, H, W), bits of the fine
+          units; ``z_bits`` float32 (B, 1, 1, 1), bits of the coarse levels.
         """
-        proxy = rate_proxy or self.rate_proxy
         b, c, h, w = y.shape
         self._check_shape(h, w)
         k = torch.clamp(torch.floor(quality.detach().float() + 0.5), 1, 8).long()
@@ -441,7 +443,8 @@ class CascadedVQ(nn.Module):
         p = torch.zeros_like(y)
         z_bits = y.new_zeros(b, 1, 1, 1)
         for level in self.levels:
-            v, bits, _ = level.quantizer(level.analysis(y - p), y.new_ones(b, level.quantizer.codebooks), proxy)
+            v, bits, _ = level.quantizer(level.analysis(y - p), y.new_ones(b, level.quantizer.codebooks), rate_proxy,
+                                         generator)
             p = p + level.synthesise(v, p)
             z_bits = z_bits + bits.sum(dim=(1, 2, 3)).view(b, 1, 1, 1)
         residual = (y - p).index_select(1, self.order)
@@ -450,11 +453,11 @@ class CascadedVQ(nn.Module):
         for f, quantizer in enumerate(self.fine):
             first = f * self.fine_codebooks
             active = (torch.arange(first, first + self.fine_codebooks).view(1, -1) < units.view(-1, 1)).to(y.dtype)
-            v, bits, _ = quantizer(residual, active, proxy)
+            v, bits, _ = quantizer(residual, active, rate_proxy, generator)
             residual = residual - v
             refined = refined + v
             y_bits = y_bits + bits.sum(dim=1, keepdim=True)
-        return {"y_hat": p + refined.index_select(1, self.inverse_order), "y_bits": y_bits, "z_bits": z_bits}
+        return EntropyOutput(p + refined.index_select(1, self.inverse_order), y_bits, z_bits)
 
     # -- shared reconstruction -------------------------------------------------------------
     def cascade(self, y: torch.Tensor | None, indexes: list | None, shape: tuple[int, int, int, int], units: int
@@ -549,8 +552,11 @@ class CascadedVQ(nn.Module):
             raise RuntimeError("entropy model has no coding tables: call update_tables() or load a weight file")
 
     @torch.no_grad()
-    def quantise(self, y: torch.Tensor, quality: float) -> VQSymbols:
-        """Encoder side: scaled latents float32 (1, C, H, W) at ``quality`` -> indexes and y_hat."""
+    def quantise(self, y: torch.Tensor, quality: float, distortion_weight: np.ndarray | None = None
+                 ) -> VQSymbols:
+        """Encoder side: scaled latents float32 (1, C, H, W) at ``quality`` -> indexes and
+        y_hat (nearest codewords: a ``distortion_weight`` raises ValueError)."""
+        self.check_distortion_weight(distortion_weight)
         self._require_tables()
         self._check_shape(y.shape[2], y.shape[3])
         units = self.units(quality)
@@ -574,8 +580,7 @@ class CascadedVQ(nn.Module):
         from ..coding import get_backend
 
         self._require_tables()
-        if len(segments) != self.num_segments:
-            raise FormatError(f"this model codes a tile in {self.num_segments} segment, got {len(segments)}")
+        self.check_segments(segments)
         self._check_shape(y_shape[2], y_shape[3])
         units = self.units(quality)
         layout = self._layout(y_shape, units)

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..entropy import MeanScaleHyperprior
+from ..entropy import EntropyModel, MeanScaleHyperprior
 from ..entropy.rd_rounding import RD_KAPPA
+from .outputs import ModelOutput
 from ..quality import MAX_QUALITY, MIN_QUALITY, check_quality  # noqa: F401 - re-exported by models
 
 # Rate-distortion trade-offs of the integer qualities 1..8 of neurocodec.quality's scale
@@ -54,8 +55,9 @@ class VariableRateCodec(nn.Module):
     :meth:`analysis` and :meth:`synthesis`; they call :meth:`init_gains` once.
 
     Faces:
-      * training: ``forward(x, quality)`` with x float32 (B, 3, H, W) in [0, 1], H and W
-        multiples of ``pad_multiple``, quality float32 (B,) in [1, 8];
+      * training: ``forward(x, quality, rate_proxy)`` -> :class:`~neurocodec.models.outputs.ModelOutput`,
+        with x float32 (B, 3, H, W) in [0, 1], H and W multiples of ``pad_multiple``,
+        quality float32 (B,) in [1, 8];
       * coding: ``compress(x, quality)`` -> (segments, x_hat) and
         ``decompress(segments, shape, quality)`` -> x_hat, for a batch of one.
     """
@@ -63,6 +65,11 @@ class VariableRateCodec(nn.Module):
     architecture: str = ""
     latent_channels: int
     pad_multiple: int
+    entropy_model: EntropyModel
+    #: Parameter-name prefixes a weight file of the architecture this one extends lacks
+    #: (kept at initialisation when warm-starting from one; see
+    #: :func:`neurocodec.zoo.weights.load_state_into`).
+    warm_start_fresh: tuple[str, ...] = ()
 
     def init_gains(self, initial_steps: torch.Tensor | None = None) -> None:
         """Create gain tables. ``initial_steps`` float (8, C): quantisation step per quality and
@@ -80,6 +87,11 @@ class VariableRateCodec(nn.Module):
 
     def make_entropy_model(self, hyper_channels: int = 64, hidden: int = 128) -> None:
         self.entropy_model = MeanScaleHyperprior(self.latent_channels, hyper_channels, hidden)
+
+    @torch.no_grad()
+    def update_tables(self) -> None:
+        """Build the entropy model's coding state from the current parameters (export time)."""
+        self.entropy_model.update_tables(self.log_gain.detach())
 
     # -- to implement ---------------------------------------------------------------
     def analysis(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -101,13 +113,16 @@ class VariableRateCodec(nn.Module):
         return (interpolate_qualities(self.log_gain, quality) / math.log(2.0))[:, :, None, None]
 
     # -- training face ------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Returns x_hat float32 (B, 3, H, W) (not clamped) and ``y_bits`` / ``z_bits`` (see the entropy model)."""
+    def forward(self, x: torch.Tensor, quality: torch.Tensor, rate_proxy: str = "noise",
+                generator: torch.Generator | None = None) -> ModelOutput:
+        """Training face: x float32 (B, 3, H, W) in [0, 1], quality float32 (B,) ->
+        :class:`~neurocodec.models.outputs.ModelOutput` (``x_hat`` not clamped; ``y_bits``
+        and ``z_bits`` as the entropy model gives them). ``rate_proxy`` and ``generator``
+        go to the entropy model (:meth:`~neurocodec.entropy.base.EntropyModel.forward`)."""
         gain, inverse = self.gains(quality)
         y = self.analysis(x) * gain
-        out = self.entropy_model(y, self.log2_gains(quality))
-        out["x_hat"] = self.synthesis(out.pop("y_hat") * inverse, quality)
-        return out
+        rate = self.entropy_model(y, self.log2_gains(quality), quality, rate_proxy, generator)
+        return ModelOutput(self.synthesis(rate.y_hat * inverse, quality), rate.y_bits, rate.z_bits)
 
     # -- coding face ----------------------------------------------------------------------
     @torch.no_grad()
@@ -130,7 +145,9 @@ class VariableRateCodec(nn.Module):
         misjudges the rate of an individual image); the learning rate decays linearly to zero. The optimisation runs on the gain-scaled
         latents, where the quantisation step is 1 in every channel and quality, so ``lr``
         is a fraction of a quantisation step. Only the encoder changes: any decoder reads
-        the result. Deterministic for a given ``seed``.
+        the result. Deterministic for a given ``seed``; the noise comes from a generator
+        of its own and gradients are taken for the latents alone, so the model (which
+        several codecs may share, in several threads) is not touched.
 
         Args:
           x: float32 (1, 3, H, W) in [0, 1], padded.
@@ -147,26 +164,17 @@ class VariableRateCodec(nn.Module):
         scaled.requires_grad_(True)
         optimizer = torch.optim.Adam([scaled], lr=lr)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0 - i / max(steps, 1))
-        frozen = [p for p in self.parameters() if p.requires_grad]
-        for p in frozen:
-            p.requires_grad_(False)
-        generator_state = torch.get_rng_state()
-        torch.manual_seed(seed)
-        try:
-            with torch.enable_grad():
-                for _ in range(steps):
-                    out = self.entropy_model(scaled, log2_gain, rate_proxy="round")
-                    x_hat = self.synthesis(out["y_hat"] * inverse, q)
-                    bits = out["y_bits"].sum() + out["z_bits"].sum()
-                    loss = bits / pixels + lam * 255.0**2 * torch.mean((x_hat - x) ** 2)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    schedule.step()
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
-            torch.set_rng_state(generator_state)
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+        with torch.enable_grad():
+            for _ in range(steps):
+                rate = self.entropy_model(scaled, log2_gain, q, "round", generator)
+                x_hat = self.synthesis(rate.y_hat * inverse, q)
+                bits = rate.y_bits.sum() + rate.z_bits.sum()
+                loss = bits / pixels + lam * 255.0**2 * torch.mean((x_hat - x) ** 2)
+                # autograd.grad, not backward: nothing accumulates in the model's .grad
+                (scaled.grad,) = torch.autograd.grad(loss, [scaled])
+                optimizer.step()
+                schedule.step()
         return (scaled / gain).detach()
 
     @torch.no_grad()
@@ -197,7 +205,7 @@ class VariableRateCodec(nn.Module):
         ``RD_KAPPA * lambda * 255^2 * energy`` (energy interpolated geometrically between
         qualities), float64 (1, C, 1, 1) in bits per unit of squared latent error; None
         without :attr:`channel_energy` or for an entropy model that does not support it."""
-        if self.channel_energy is None or not getattr(self.entropy_model, "rd_rounding", False):
+        if self.channel_energy is None or not self.entropy_model.rd_rounding:
             return None
         q = torch.tensor([quality], dtype=torch.float64)
         energy = torch.exp(interpolate_qualities(torch.log(self.channel_energy.double()), q))

@@ -98,15 +98,10 @@ class BlockMcQuic(BlockHyperprior):
         """quality float (B,) -> log2 of the scale, float32 (B, C, 1, 1)."""
         return (self.log_scale / math.log(2.0)).view(1, -1, 1, 1).expand(quality.shape[0], -1, 1, 1)
 
-    # -- training face ----------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict[str, torch.Tensor]:
-        """x float32 (B, 3, H, W) in [0, 1], H, W multiples of 32; quality float32 (B,) ->
-        ``x_hat`` (B, 3, H, W), ``y_bits`` (B, 1, H/8, W/8) (fine units), ``z_bits``
-        (B, 1, 1, 1) (coarse levels). Each sample codes the structure of its quality."""
-        gain, inverse = self.gains(quality)
-        out = self.entropy_model(self.analysis(x) * gain, quality)
-        out["x_hat"] = self.synthesis(out.pop("y_hat") * inverse, quality)
-        return out
+    @torch.no_grad()
+    def update_tables(self) -> None:
+        """Build the VQ's index tables (no gains enter them)."""
+        self.entropy_model.update_tables(None)
 
     def refine_latents(self, x: torch.Tensor, quality: float, steps: int, lr: float = 0.003,
                        seed: int = 0) -> torch.Tensor:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 
 from ..transforms.region import RegionAdaptiveBlock, RegionPartition
+from .outputs import ModelOutput
 from .staged import SCALES, StagedConvHyperprior
 
 
@@ -63,15 +64,16 @@ class RegionHyperprior(StagedConvHyperprior):
                 stages[str(scale)] = RegionAdaptiveBlock(self.stage_channels(scale), hidden)
         self._masks: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor, quality: torch.Tensor, masks: torch.Tensor | None = None) -> dict:
-        """Training face; ``masks``: optional integer (B, H, W) (or (B, 1, H, W)) region labels
-        of ``x``, privileged information that replaces the grid in every stage. Returns what
-        :meth:`VariableRateCodec.forward` returns."""
+    def forward(self, x: torch.Tensor, quality: torch.Tensor, rate_proxy: str = "noise",
+                generator: torch.Generator | None = None, masks: torch.Tensor | None = None) -> ModelOutput:
+        """Training face of :meth:`VariableRateCodec.forward`; ``masks``: optional integer
+        (B, H, W) (or (B, 1, H, W)) region labels of ``x``, privileged information that
+        replaces the grid in every stage."""
         if masks is None:
-            return super().forward(x, quality)
+            return super().forward(x, quality, rate_proxy, generator)
         self._masks = self._check_masks(masks, x)
         try:
-            return super().forward(x, quality)
+            return super().forward(x, quality, rate_proxy, generator)
         finally:
             self._masks = None
 

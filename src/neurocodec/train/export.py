@@ -85,7 +85,7 @@ def write_probe_hints(weights_path: str | Path, data_folder: str | Path) -> Path
     from .data import probe_crops
 
     model = load_weights(weights_path)
-    if not getattr(model.entropy_model, "rd_rounding", False):
+    if not model.entropy_model.rd_rounding:
         return None
     probe = torch.from_numpy(probe_crops(data_folder, model.pad_multiple)).permute(0, 3, 1, 2).float() / 255.0
     try:

@@ -78,26 +78,28 @@ def draw_qualities(cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
     return quality
 
 
-def rd_loss(model, x: torch.Tensor, quality: torch.Tensor, distortion: str = "mse") -> dict[str, torch.Tensor]:
+def rd_loss(model, x: torch.Tensor, quality: torch.Tensor, distortion: str = "mse", rate_proxy: str = "noise"
+            ) -> dict[str, torch.Tensor]:
     """Per-batch rate-distortion loss.
 
     Args:
       x: float32 (B, 3, H, W) in [0, 1]; quality: float32 (B,).
       distortion: ``"mse"`` (loss term lambda * 255^2 * MSE, CompressAI's scale) or
         ``"ms-ssim"`` (lambda_ms * (1 - MS-SSIM), with :data:`MS_SSIM_LAMBDAS`).
+      rate_proxy: the entropy model's rate term, ``"noise"`` or ``"round"``.
     Returns:
       dict with ``loss`` (scalar: mean over samples of bpp + distortion term), ``bpp`` and
       ``mse`` (float32 (B,) each; bpp is the differentiable estimate).
     """
-    out = model(x, quality)
+    out = model(x, quality, rate_proxy)
     pixels = x.shape[2] * x.shape[3]
-    bits = out["y_bits"].sum(dim=(1, 2, 3)) + out["z_bits"].sum(dim=(1, 2, 3))
+    bits = out.y_bits.sum(dim=(1, 2, 3)) + out.z_bits.sum(dim=(1, 2, 3))
     bpp = bits / pixels
-    mse = ((out["x_hat"] - x) ** 2).mean(dim=(1, 2, 3))
+    mse = ((out.x_hat - x) ** 2).mean(dim=(1, 2, 3))
     if distortion == "mse":
         term = lambda_for_quality(quality) * 255.0**2 * mse
     elif distortion == "ms-ssim":
-        term = lambda_for_quality(quality, MS_SSIM_LAMBDAS) * (1.0 - ms_ssim(out["x_hat"], x))
+        term = lambda_for_quality(quality, MS_SSIM_LAMBDAS) * (1.0 - ms_ssim(out.x_hat, x))
     else:
         raise ValueError(f"distortion must be 'mse' or 'ms-ssim', got {distortion!r}")
     loss = (bpp + term).mean()
@@ -155,7 +157,6 @@ def _train(cfg: TrainConfig, run: Path, progress: bool, stop_after: int | None, 
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.architecture, **cfg.model_config).to(ctx.device)
-    model.entropy_model.rate_proxy = cfg.rate_proxy
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     step = 0
@@ -215,7 +216,7 @@ def _train(cfg: TrainConfig, run: Path, progress: bool, stop_after: int | None, 
             net = ctx.wrap(model)  # DDP registers the trainable parameters when it is built
         for group in optimizer.param_groups:
             group["lr"] = lr
-        result = rd_loss(net, batch, quality, cfg.distortion)
+        result = rd_loss(net, batch, quality, cfg.distortion, cfg.rate_proxy)
         optimizer.zero_grad(set_to_none=True)
         result["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)

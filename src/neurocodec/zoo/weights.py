@@ -3,10 +3,10 @@
 A weight file holds
 
 * the float parameters of the transforms (fp16, promoted to float32 when loaded),
-* the entropy model's integer coding state, built once at export: for the hyperprior
-  family the integer parameters of the fixed-point prior (``prior.*``, int16/int64, exact)
-  and the coding tables (``tables.y.*``, ``tables.z.*``); an entropy model with
-  ``coding_state()`` / ``load_coding_state()`` stores its own (see :func:`coding_state`),
+* the entropy model's integer coding state, built once at export and named by the entropy
+  model itself (:meth:`~neurocodec.entropy.base.EntropyModel.coding_state`: for the
+  hyperprior family the integer parameters of the fixed-point prior, ``prior.*``, and the
+  coding tables, ``tables.y.*`` and ``tables.z.*``; for McQuic its index tables),
 * metadata (strings): ``architecture``, ``config`` (JSON), ``name``, ``description`` and
   ``card`` (JSON: data, steps, CPU-hours, command, measured RD).
 
@@ -32,10 +32,6 @@ from ..format import weight_hash_of
 if TYPE_CHECKING:  # torch is imported only where tensors are built
     import torch
 
-PRIOR_PREFIX = "prior."
-TABLE_PREFIXES = {"y": "tables.y.", "z": "tables.z."}
-
-
 def weight_hash(path: str | Path) -> bytes:
     """First 8 bytes of the SHA-256 of a weight file (what streams record)."""
     return weight_hash_of(Path(path).read_bytes())
@@ -51,13 +47,11 @@ def export_weights(model, path: str | Path, name: str, description: str = "", ca
     from safetensors.torch import save_file
 
     model = model.eval()
-    entropy = model.entropy_model
-    log_gain = getattr(model, "log_gain", None)
-    entropy.update_tables(None if log_gain is None else log_gain.detach())
+    model.update_tables()
     tensors: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
         tensors[key] = value.detach().to(torch.float16) if value.is_floating_point() else value.detach()
-    state = coding_state(entropy)
+    state = model.entropy_model.coding_state()
     clash = sorted(set(state) & set(tensors))
     if clash:
         raise ValueError(f"coding state names clash with parameter names: {clash[:5]}")
@@ -102,7 +96,7 @@ def load_weights(path: str | Path):
     tensors = load(data)
     load_state_into(model, tensors, allow_missing=())
     own = set(model.state_dict())
-    load_coding_state(model.entropy_model, {k: v for k, v in tensors.items() if k not in own})
+    model.entropy_model.load_coding_state({k: v for k, v in tensors.items() if k not in own})
     model.channel_energy = read_encoder_hints(path, model.latent_channels, weight_hash_of(data))
     return model.eval()
 
@@ -177,44 +171,6 @@ def read_encoder_hints(weights_path: str | Path, latent_channels: int, weights_h
     return energy.float()
 
 
-def coding_state(entropy) -> dict[str, "torch.Tensor"]:
-    """The integer coding state of an entropy model, as weight-file tensors.
-
-    An entropy model may own its state through ``coding_state() -> dict[str, Tensor]`` and
-    ``load_coding_state(dict)`` (e.g. :class:`neurocodec.entropy.vq.CascadedVQ`). Without
-    them (the hyperprior family) it is ``prior.*`` (``entropy.prior_params``) and
-    ``tables.y.*`` / ``tables.z.*`` (``entropy.y_tables`` / ``z_tables``): the names every
-    shipped weight file uses. Call after ``update_tables``.
-    """
-    import torch
-
-    own = getattr(entropy, "coding_state", None)
-    if own is not None:
-        return dict(own())
-    tensors: dict[str, torch.Tensor] = {}
-    for key, value in entropy.prior_params.items():
-        tensors[PRIOR_PREFIX + key] = value.contiguous()
-    for which, tables in (("y", entropy.y_tables), ("z", entropy.z_tables)):
-        for key, array in tables.to_arrays().items():
-            tensors[TABLE_PREFIXES[which] + key] = torch.from_numpy(array.copy())
-    return tensors
-
-
-def load_coding_state(entropy, tensors: dict[str, "torch.Tensor"]) -> None:
-    """Give ``entropy`` the coding state in ``tensors`` (a weight file's tensors that are
-    not parameters); the inverse of :func:`coding_state`."""
-    from ..coding import IntTables
-
-    own = getattr(entropy, "load_coding_state", None)
-    if own is not None:
-        own(tensors)
-        return
-    entropy.prior_params = {k[len(PRIOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(PRIOR_PREFIX)}
-    for which, prefix in TABLE_PREFIXES.items():
-        arrays = {k[len(prefix):]: v.numpy() for k, v in tensors.items() if k.startswith(prefix)}
-        setattr(entropy, f"{which}_tables", IntTables.from_arrays(arrays))
-
-
 def shape_mismatches(state: dict, own: dict) -> list[str]:
     """``"name (shape in state) (model shape)"`` for every tensor of ``state`` that ``own`` (a
     model's state dict) also has, with another shape."""
@@ -237,7 +193,7 @@ def load_state_into(model, source, allow_missing: tuple[str, ...] | None = None)
 
         source = load_file(str(source))
     if allow_missing is None:
-        allow_missing = tuple(getattr(model, "warm_start_fresh", ()))
+        allow_missing = tuple(model.warm_start_fresh)
     own = model.state_dict()
     state = {k: v.to(own[k].dtype) for k, v in source.items() if k in own}
     missing = sorted(k for k in set(own) - set(state) if not k.startswith(allow_missing))
