@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import NeurocodecError
+from .format import FILE_EXTENSION
 
 
 class FileError(NeurocodecError):
@@ -40,7 +41,7 @@ class OutputPlanError(FileError, ValueError):
 #: Files a folder or glob pattern contributes to ``neurocodec encode``.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".pnm", ".tif", ".tiff")
 #: Files a folder or glob pattern contributes to ``neurocodec decode``.
-STREAM_SUFFIXES = (".ncdc",)
+STREAM_SUFFIXES = (FILE_EXTENSION,)
 
 
 @dataclass(frozen=True)
