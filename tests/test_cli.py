@@ -584,6 +584,7 @@ def test_cli_constants_match_the_library():
 @pytest.fixture
 def fake_train(monkeypatch):
     import neurocodec.train
+    import neurocodec.train.distributed
     import neurocodec.train.export
 
     calls: dict = {"train": [], "export": []}
@@ -602,6 +603,8 @@ def fake_train(monkeypatch):
 
     monkeypatch.setattr(neurocodec.train, "train", train)
     monkeypatch.setattr(neurocodec.train.export, "export_run", export_run)
+    # one process whatever the load (without --nproc, train starts one per idle core)
+    monkeypatch.setattr(neurocodec.train.distributed, "choose_nproc", lambda *a, **k: (1, "test"))
     return calls
 
 

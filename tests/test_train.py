@@ -40,7 +40,7 @@ def _config(data: Path, steps: int):
 
 def _log(run: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+    return [{k: v for k, v in row.items() if k not in ("seconds", "data_wait")} for row in rows]
 
 
 def test_resume_continues_exactly(tiny_folder: Path, tmp_path: Path):
@@ -179,3 +179,262 @@ def test_integer_share_outside_0_1_is_refused(tiny_folder: Path, tmp_path: Path)
         train(TrainConfig(data=str(tiny_folder), model_config=TINY_MODEL, steps=1, batch=1, crop=64,
                           integer_qualities=1.5), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+# --------------------------------------------------------------------------- #
+# TrainConfig: validated once, options described once, train imports no cli
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("change, field, fragment", [
+    ({"steps": 0}, "steps", "at least 1"),
+    ({"lr": -1.0}, "lr", "positive"),
+    ({"integer_qualities": 1.5}, "integer_qualities", "[0, 1]"),
+    ({"rate_proxy": "median"}, "rate_proxy", "noise, round"),
+    ({"precision": "fp16"}, "precision", "auto, fp32, bf16"),
+    ({"architecture": "no-such-arch"}, "architecture", "no-such-arch"),
+    ({"init_shrink": True}, "init_shrink", "needs init_from"),
+    ({"model_config": {"no_such_option": 3}}, "model_config", "no_such_option"),
+    ({"min_quality": 5.0, "max_quality": 2.0}, "min_quality", "max_quality"),
+])
+def test_config_validation_names_the_field(change, field, fragment):
+    from neurocodec.train import TrainConfig, TrainConfigError
+
+    cfg = TrainConfig(data="unused", **change)
+    with pytest.raises(TrainConfigError) as info:
+        cfg.validate()
+    assert info.value.field == field and isinstance(info.value, ValueError)
+    assert str(info.value).startswith(field) and fragment in str(info.value)
+    # the commands render the same sentence with their flags
+    from neurocodec.train.command import flag_of
+
+    assert info.value.render(flag_of).startswith(flag_of(field))
+    assert TrainConfig(data="unused").validate() is not None
+
+
+def test_every_flag_is_described_once_and_both_commands_agree():
+    """The options come from TrainConfig's field descriptions: neurocodec train and
+    python -m neurocodec.train build the same parser, every config flag is there and
+    round-trips through the torchrun argv."""
+    import argparse
+
+    from neurocodec.cli import build_parser
+    from neurocodec.train.command import add_arguments, config_from_args, torchrun_argv
+    from neurocodec.train.config import RATE_PROXY_NAMES, flag_fields
+    from neurocodec.entropy import RATE_PROXIES
+
+    assert RATE_PROXY_NAMES == tuple(RATE_PROXIES)
+    own = argparse.ArgumentParser()
+    add_arguments(own)
+    cli = build_parser()
+    train_cli = next(a for a in cli._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    flags = lambda p: sorted(s for a in p._actions for s in a.option_strings if s not in ("-h", "--help", "--debug"))  # noqa: E731
+    assert flags(own) == flags(train_cli)
+    for f in flag_fields():
+        assert f.metadata["flag"] in flags(own) and f.metadata["help"]
+    argv = ["d", "r", "--steps", "7", "--warmup", "2", "--precision", "fp32", "--init-from", "w", "--init-shrink",
+            "--model-option", "refine_blocks=0", "--lr-drop-at", "0.5", "--nproc", "2", "--quiet"]
+    args = own.parse_args(argv)
+    again = own.parse_args(torchrun_argv(args))
+    assert vars(again) == {**vars(args), "nproc": None}
+    cfg = config_from_args(again)
+    assert (cfg.steps, cfg.entropy_warmup, cfg.precision, cfg.init_shrink, cfg.model_config, cfg.lr_drop_at) == (
+        7, 2, "fp32", True, {"refine_blocks": 0}, 0.5)
+
+
+def test_train_package_never_imports_cli(subprocess_env):
+    """python -m neurocodec.train --help runs without the CLI package (and without torch)."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['neurocodec.train', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('neurocodec.train', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None)\n"
+        "loaded = [m for m in ('neurocodec.cli', 'torch', 'numpy') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--precision" in result.stdout and "--nproc" in result.stdout
+    for path in (Path(__file__).resolve().parents[1] / "src" / "neurocodec" / "train").glob("*.py"):
+        assert "cli" not in [part for line in path.read_text().splitlines()
+                             if line.lstrip().startswith(("import ", "from ")) for part in line.replace(".", " ").split()]
+
+
+def test_module_command_trains_and_reports(tiny_folder: Path, tmp_path: Path, subprocess_env):
+    """python -m neurocodec.train: a 2-step run in one process; its output names the
+    precision and the data-wait share; a usage error exits 2 with the flag named."""
+    run = tmp_path / "run"
+    options = ["--steps", "2", "--batch", "2", "--crop", "32", "--log-every", "1", "--nproc", "1", "--quiet",
+               "--model-option", "refine_blocks=0", "--model-option", "pixel_hidden=0",
+               "--model-option", "hyper_channels=8", "--model-option", "hyper_hidden=16"]
+    env = {**subprocess_env, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "neurocodec.train", str(tiny_folder), str(run), *options],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "starting run" in result.stdout and ("bf16" in result.stdout or "fp32" in result.stdout)
+    assert "waiting for data" in result.stdout
+    rows = _log(run)
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(0.0 <= json.loads(line)["data_wait"] <= 1.0 for line in _log_lines(run))
+    bad = subprocess.run([sys.executable, "-m", "neurocodec.train", str(tiny_folder), str(tmp_path / "bad"),
+                          "--steps", "0"], env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--steps must be" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- #
+# precision, processes, data loading, time limit
+# --------------------------------------------------------------------------- #
+
+
+def test_auto_precision_follows_the_cpu_flags(monkeypatch):
+    import torch
+
+    from neurocodec.train import precision
+
+    assert precision.bf16_flags_in("processor : 0\nflags\t\t: fpu sse avx512f avx512_bf16\n") == ("avx512_bf16",)
+    assert precision.bf16_flags_in("processor : 0\nflags\t\t: fpu sse avx2\n") == ()
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ("amx_bf16",))
+    assert precision.resolve("auto", cpu)[0] is torch.bfloat16
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ())
+    dtype, note = precision.resolve("auto", cpu)
+    assert dtype is None and "no native bf16" in note
+    assert precision.resolve("bf16", cpu)[0] is torch.bfloat16 and precision.resolve("fp32", cpu)[0] is None
+
+
+def test_bf16_runs_only_the_transforms_in_bf16():
+    """Under precision bf16 the transforms' convolutions run in bfloat16, the prior and
+    the rate terms in float32, and everything handed on is float32."""
+    import torch
+
+    from neurocodec.models import build_model
+    from neurocodec.train import precision
+
+    torch.manual_seed(0)
+    small = dict(refine_blocks=1, refine_hidden=16, pixel_hidden=8, hyper_channels=8, hyper_hidden=16)
+    model = build_model("block-hyperprior", **small)
+    seen: dict[str, set] = {}
+
+    def record(name):
+        return lambda module, inputs, output: seen.setdefault(name, set()).add(output.dtype)
+
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(record("entropy" if name.startswith("entropy_model") else "transform"))
+    precision.autocast_transforms(model, torch.device("cpu"), torch.bfloat16)
+    x = torch.rand(2, 3, 64, 64)
+    out = model(x, torch.tensor([2.0, 6.0]), "round")
+    assert seen["transform"] == {torch.bfloat16} and seen["entropy"] == {torch.float32}
+    assert out.x_hat.dtype == out.y_bits.dtype == out.z_bits.dtype == torch.float32
+    assert "analysis" not in type(model).__dict__ or type(model).analysis is not model.analysis  # instance only
+    assert build_model("block-hyperprior", **small).analysis.__func__ is type(model).analysis
+
+
+def test_bf16_training_face_still_predicts_the_coded_bytes():
+    """The shipped default trained in bf16: its training-face rate ("round") with the
+    transforms in bf16 is within the tolerance test_mcquic / test_context hold the training
+    face to (3 %) of the bytes the coder writes, and within 1 % of the fp32 estimate."""
+    import torch
+
+    from neurocodec.train import precision
+    from neurocodec.zoo import load_model
+
+    model = load_model()
+    model.eval()
+    model.channel_energy = None  # plain rounding: the symbols the training face charges
+    rng = np.random.default_rng(2)
+    smooth = np.cumsum(np.cumsum(rng.normal(0, 1, (128, 192, 3)), 0), 1)
+    image = (smooth - smooth.min()) / np.ptp(smooth)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    for quality in (2.0, 6.0):
+        q = torch.tensor([quality])
+        with torch.no_grad():
+            fp32 = float(model(x, q, "round").bits().sum())
+            segments, _ = model.compress(x, quality)
+            precision.autocast_transforms(model, torch.device("cpu"), torch.bfloat16)
+            bf16 = float(model(x, q, "round").bits().sum())
+            del model.analysis, model.synthesis  # back to the class's methods
+        coded = 8 * sum(map(len, segments))
+        assert abs(bf16 - coded) <= 0.03 * coded + 64, (quality, bf16, fp32, coded)
+        assert abs(bf16 / fp32 - 1) < 0.01, (quality, bf16, fp32)
+
+
+@pytest.mark.parametrize("precision_name", ["fp32", "bf16"])
+def test_resume_is_exact_in_each_precision(tiny_folder: Path, tmp_path: Path, precision_name):
+    from neurocodec.train import train
+
+    def config():
+        cfg = _config(tiny_folder, 4)
+        cfg.precision = precision_name
+        return cfg
+
+    train(config(), tmp_path / "straight", progress=False)
+    train(config(), tmp_path / "resumed", progress=False, stop_after=2)
+    train(config(), tmp_path / "resumed", progress=False)
+    assert _log(tmp_path / "resumed") == _log(tmp_path / "straight")
+
+
+def test_prefetcher_keeps_order_and_raises_the_draws_error():
+    from neurocodec.train.data import Prefetcher
+
+    counter = iter(range(5))
+
+    def draw():
+        value = next(counter)  # StopIteration after 5 items
+        return value
+
+    with Prefetcher(draw) as items:
+        assert [items.get() for _ in range(5)] == [0, 1, 2, 3, 4]
+        with pytest.raises(StopIteration):
+            items.get()
+
+
+def test_time_limit_stops_with_a_checkpoint(tiny_folder: Path, tmp_path: Path):
+    import torch
+
+    from neurocodec.train import train
+
+    cfg = _config(tiny_folder, 10_000)
+    train(cfg, tmp_path / "run", progress=False, time_limit=0.0)   # stops after the first step
+    assert [r["step"] for r in _log(tmp_path / "run")] == [1]
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 1
+
+
+def test_auto_nproc_uses_idle_cores(monkeypatch):
+    from neurocodec.train import distributed
+
+    monkeypatch.setattr(distributed, "idle_cores", lambda: (2, 2, 0.1))
+    n, why = distributed.choose_nproc(8)
+    assert n == 2 and "2 of 2 cores idle" in why
+    assert distributed.choose_nproc(7)[0] == 1                  # 7 crops do not split over 2
+    assert distributed.choose_nproc(8, threads=2)[0] == 1       # one process of 2 threads
+    monkeypatch.setattr(distributed, "idle_cores", lambda: (2, 1, 1.1))
+    n, why = distributed.choose_nproc(8)
+    assert n == 1 and "1 of 2 cores idle" in why and "1.10" in why
+    monkeypatch.setattr(distributed, "idle_cores", lambda: (2, 0, 2.5))
+    assert distributed.choose_nproc(8)[0] == 1
+    assert distributed.choose_nproc(8, device="cuda")[0] == 1
+
+
+def test_channels_last_transforms_give_the_same_step():
+    """channels_last (used on CUDA) changes the layout, not the result."""
+    import torch
+
+    from neurocodec.models import build_model
+    from neurocodec.train.loop import rd_loss, transforms_channels_last
+
+    losses = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = build_model("block-hyperprior", refine_blocks=1, refine_hidden=16, pixel_hidden=8, hyper_channels=8,
+                            hyper_hidden=16)
+        x = torch.rand(2, 3, 64, 64)
+        if channels_last:
+            transforms_channels_last(model)
+            x = x.contiguous(memory_format=torch.channels_last)
+        # "round": no noise (rand_like follows the memory format, so noise would differ)
+        losses.append(float(rd_loss(model, x, torch.tensor([2.0, 5.0]), rate_proxy="round")["loss"].detach()))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)

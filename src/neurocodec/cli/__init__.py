@@ -15,17 +15,18 @@ import sys
 import textwrap
 
 from ..quality import DEFAULT_QUALITY, check_quality
+from ..train.command import add_arguments as add_train_arguments
+from ..train.config import defaults as train_defaults
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CLIError, UsageError
 
 PROG = "neurocodec"
-#: Defaults of neurocodec.train.TrainConfig shown in 'neurocodec train --help' (kept here
-#: so that --help does not import torch; a test checks they agree).
 # The registered architectures (neurocodec.models.ARCHITECTURES), spelled out so that
 # ``--help`` does not import torch; tests/test_cli.py keeps the two equal.
 ARCHITECTURE_NAMES = ("block-hyperprior", "block-context", "block-mixture", "block-mcquic", "conv-hyperprior",
                       "swinv2-hyperprior", "region-hyperprior", "walloc")
-TRAIN_DEFAULTS = {"architecture": "block-hyperprior", "steps": 10000, "batch": 8, "crop": 128, "lr": 5e-4,
-                  "threads": 1, "entropy_warmup": 0, "seed": 0}
+#: Defaults of neurocodec.train.TrainConfig (its fields describe the train options; that
+#: module imports no torch, so --help stays fast).
+TRAIN_DEFAULTS = train_defaults()
 
 
 class _ArgumentError(Exception):
@@ -322,58 +323,22 @@ def build_parser() -> argparse.ArgumentParser:
             larger --steps extends a finished run). Ctrl-C stops; the same command resumes
             from the last checkpoint.
 
-            --nproc N trains in N processes (torchrun, DistributedDataParallel); the same
+            Processes: without --nproc, one per idle core (torchrun, DistributedDataParallel;
+            the output says how many and why); --nproc 1 trains in this process. The same
             loop also runs under 'torchrun --nproc_per_node N -m neurocodec.train DATA_DIR
-            RUN_DIR ...', on one machine or several. Rank 0 writes the run folder."""),
+            RUN_DIR ...', on one machine or several. Rank 0 writes the run folder.
+
+            Precision: --precision auto (the default) runs the transforms in bf16 autocast
+            where the device computes bf16 natively (AVX-512 BF16 / AMX CPUs, GPUs) and in
+            fp32 elsewhere; the prior, the rate terms and the loss are always fp32."""),
         epilog=_doc("""
             examples:
-              neurocodec train data/train runs/exp1 --steps 20000 --threads 2
+              neurocodec train data/train runs/exp1 --steps 20000
+              neurocodec train data/train runs/exp1 --steps 20000 --nproc 1 --precision fp32
               neurocodec train data/train runs/exp1 --steps 20000 \\
                   --export my-model.safetensors --name my-model
               neurocodec train data/train runs/exp1 --nproc 4 --batch 16   # 4 processes x 4 crops"""))
-    p.add_argument("data_dir", metavar="DATA_DIR", help="folder of training images")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="folder for the checkpoint and logs (created if missing)")
-    d = TRAIN_DEFAULTS
-    p.add_argument("--architecture", metavar="NAME",
-                   help=f"registered architecture, one of {', '.join(ARCHITECTURE_NAMES)} "
-                        f"(docs/models.md, docs/entropy-models.md, docs/transforms.md; default: {d['architecture']})")
-    p.add_argument("--steps", type=_int, metavar="N", help=f"total optimisation steps of the run (default: {d['steps']})")
-    p.add_argument("--batch", type=_int, metavar="N", help=f"crops per step (default: {d['batch']})")
-    p.add_argument("--crop", type=_int, metavar="PX", help=f"crop side in pixels (default: {d['crop']})")
-    p.add_argument("--lr", type=float, metavar="LR",
-                   help=f"learning rate, divided by 10 for the last 15%% of the steps (default: {d['lr']:g})")
-    p.add_argument("--threads", type=_int, metavar="N", help=f"torch CPU threads (default: {d['threads']})")
-    p.add_argument("--warmup", type=_int, metavar="N",
-                   help=f"first N steps train only the entropy model (default: {d['entropy_warmup']})")
-    p.add_argument("--seed", type=_int, metavar="N", help=f"random seed (default: {d['seed']})")
-    p.add_argument("--distortion", choices=("mse", "ms-ssim"), help="distortion measure of the loss (default: mse)")
-    p.add_argument("--rate-proxy", choices=("noise", "round"),
-                   help="rate of the latents in the loss: 'noise' (additive uniform noise) or 'round' (bits of the "
-                        "coded symbols, straight-through; better for fine-tuning a trained model) (default: noise)")
-    p.add_argument("--init-from", metavar="W.safetensors",
-                   help="start from these weights (a shipped or exported model) instead of random initialisation")
-    p.add_argument("--init-shrink", action="store_true", default=None,
-                   help="--init-from is a wider model of the same architecture: keep its most important hidden "
-                        "channels where --model-option makes the model narrower (docs/models.md, Training)")
-    p.add_argument("--model-option", action="append", metavar="KEY=VALUE",
-                   help="an architecture option (repeatable), e.g. --model-option refine_hidden=96; the options "
-                        "of each architecture are in docs/models.md and docs/transforms.md (default: its defaults)")
-    p.add_argument("--integer-qualities", type=float, metavar="SHARE",
-                   help="share of crops (0 to 1) trained at an integer quality, the rows users pick; the others "
-                        "draw any quality in [1, 8] (default: 0)")
-    p.add_argument("--snapshot-every", type=_int, metavar="N",
-                   help="also keep the weights every N steps (for RD-against-CPU-time curves; default: never)")
-    p.add_argument("--export", metavar="OUT.safetensors",
-                   help="after training, write the model as a weight file (needs --name)")
-    p.add_argument("--name", metavar="NAME", help="model name recorded in the exported file")
-    p.add_argument("--description", metavar="TEXT", help="model description recorded in the exported file")
-    p.add_argument("--nproc", type=_int, metavar="N",
-                   help="train in N processes on this machine with DistributedDataParallel (started with "
-                        "torchrun; --batch is then the global batch, split evenly). A run can resume with another "
-                        "N. For several machines run torchrun yourself (docs/scale-out.md). Default: 1")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="cpu (processes talk over gloo) or cuda (one GPU per process, nccl) (default: cpu)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_train_arguments(p, ARCHITECTURE_NAMES)  # described once, by neurocodec.train.config.TrainConfig
     _add_debug(p)
 
     # -- bench ----------------------------------------------------------------------

@@ -475,171 +475,24 @@ def cmd_roundtrip(args) -> int:
 # train / bench
 # --------------------------------------------------------------------------- #
 
-#: ``neurocodec train`` option -> TrainConfig field.
-TRAIN_OPTIONS = {
-    "architecture": "architecture",
-    "steps": "steps",
-    "batch": "batch",
-    "crop": "crop",
-    "lr": "lr",
-    "threads": "threads",
-    "warmup": "entropy_warmup",
-    "seed": "seed",
-    "distortion": "distortion",
-    "rate_proxy": "rate_proxy",
-    "init_from": "init_from",
-    "init_shrink": "init_shrink",
-    "snapshot_every": "snapshot_every",
-    "integer_qualities": "integer_qualities",
-}
-
-
-def parse_model_options(options: list[str] | None) -> dict | None:
-    """``["refine_hidden=96", ...]`` -> ``{"refine_hidden": 96, ...}`` (values read as JSON
-    numbers, booleans or lists where they parse, else kept as text); None if none given."""
-    if not options:
-        return None
-    parsed = {}
-    for option in options:
-        key, sep, text = option.partition("=")
-        if not sep or not key.isidentifier():
-            raise UsageError(f"--model-option {option!r}: expected KEY=VALUE, e.g. refine_hidden=96")
-        try:
-            parsed[key] = json.loads(text)
-        except ValueError:
-            parsed[key] = text
-    return parsed
-
-
-def train_config(args):
-    """The TrainConfig for ``neurocodec train``: a run's saved config when it is resumed,
-    with the options given on the command line applied on top."""
-    from dataclasses import fields
-
-    from neurocodec.train import TrainConfig
-
-    run = Path(args.run_dir)
-    given = {field: getattr(args, option) for option, field in TRAIN_OPTIONS.items()
-             if getattr(args, option) is not None}
-    known = {f.name for f in fields(TrainConfig)}
-    saved: dict = {}
-    if (run / "checkpoint.pt").exists() and (run / "config.json").exists():
-        try:
-            saved = {k: v for k, v in json.loads((run / "config.json").read_text()).items() if k in known}
-        except (OSError, ValueError) as exc:
-            raise CLIError(f"{run / 'config.json'}: cannot read the saved configuration ({one_line(exc)})") from None
-        if "architecture" in given and given["architecture"] != saved.get("architecture", given["architecture"]):
-            raise UsageError(f"{run} holds a {saved['architecture']!r} run; it cannot resume as "
-                             f"--architecture {given['architecture']}")
-    model_options = parse_model_options(args.model_option)
-    if model_options is not None:
-        if saved and model_options != saved.get("model_config", {}):
-            raise UsageError(f"{run} was started with model options {saved.get('model_config', {})}; "
-                             "a run cannot resume with others")
-        given["model_config"] = model_options
-    config = {**saved, **given, "data": str(args.data_dir)}
-    if "scales" in config:
-        config["scales"] = tuple(config["scales"])
-    return TrainConfig(**config)
-
-
 def cmd_train(args) -> int:
-    if (args.export is None) != (args.name is None):
-        raise UsageError("--export and --name go together: --export OUT.safetensors --name MODEL-NAME")
-    if args.name is not None:
-        import re
+    """``neurocodec train``: :func:`neurocodec.train.command.run_command`, its errors as the CLI's."""
+    from neurocodec.train.command import CommandFailed, flag_of, run_command
+    from neurocodec.train.config import TrainConfigError
 
-        if not re.fullmatch(r"[a-z0-9._-]{1,64}", args.name):
-            raise UsageError(f"--name {args.name!r}: a model name is 1..64 characters of a-z 0-9 . _ -")
-    data_dir = Path(args.data_dir)
-    if not data_dir.is_dir():
-        raise CLIError(f"{data_dir}: no such folder")
-    from neurocodec.models import ARCHITECTURES
-
-    if args.architecture is not None and args.architecture not in ARCHITECTURES:
-        raise UsageError(f"--architecture {args.architecture!r}: known architectures are {', '.join(sorted(ARCHITECTURES))}")
-    for option in ("steps", "batch", "crop", "threads"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            raise UsageError(f"--{option} must be at least 1, got {value}")
-    if args.lr is not None and not args.lr > 0:
-        raise UsageError(f"--lr must be positive, got {args.lr}")
-    if args.warmup is not None and args.warmup < 0:
-        raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
-    if args.integer_qualities is not None and not 0.0 <= args.integer_qualities <= 1.0:
-        raise UsageError(f"--integer-qualities is a share from 0 to 1, got {args.integer_qualities}")
-
-    from neurocodec.train import train
-    from neurocodec.train.distributed import env_rank, env_world_size, launch
-
-    cfg = train_config(args)
-    if cfg.init_shrink and not cfg.init_from:
-        raise UsageError("--init-shrink needs --init-from (the wider model's weights)")
-    if args.model_option:
-        from neurocodec.models import build_model
-
-        try:
-            build_model(cfg.architecture, **cfg.model_config)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"--model-option for {cfg.architecture}: {one_line(exc)}") from None
-    run = Path(args.run_dir)
-    if args.nproc is not None and args.nproc < 1:
-        raise UsageError(f"--nproc must be at least 1, got {args.nproc}")
-    if args.nproc is not None and args.nproc > 1:
-        if env_world_size() > 1:
-            raise UsageError("--nproc inside torchrun: give the process count to torchrun only")
-        if cfg.batch % args.nproc:
-            raise UsageError(f"--batch {cfg.batch} does not split evenly over --nproc {args.nproc} processes; "
-                             "use a batch that is a multiple of the process count")
-        try:
-            status = launch(args.nproc, _train_argv(args))
-        except KeyboardInterrupt:
-            raise CLIError(f"interrupted; run the same command again to resume {run} from its last checkpoint",
-                           code=130) from None
-        if status:
-            raise CLIError(f"training stopped: a process failed (its error is above); {run} resumes from its "
-                           "last checkpoint")
-        return EXIT_OK
-    main = env_rank() == 0  # under torchrun only rank 0 reports (and exports)
-    resuming = (run / "checkpoint.pt").exists()
-    processes = f", {env_world_size()} processes" if env_world_size() > 1 else ""
-    if main:
-        print(f"{'resuming' if resuming else 'starting'} run {run}: {cfg.architecture}, {cfg.steps:,} steps, "
-              f"batch {cfg.batch}, crop {cfg.crop}, {cfg.threads} thread(s){processes}", flush=True)
     try:
-        checkpoint = train(cfg, run, progress=not args.quiet, device=args.device)
-    except KeyboardInterrupt:
-        raise CLIError(f"interrupted; run the same command again to resume {run} from its last checkpoint",
-                       code=130) from None
-    except (FileNotFoundError, ValueError) as exc:
-        raise CLIError(one_line(exc)) from None
-    if not main:
-        return EXIT_OK
-    print(f"checkpoint: {checkpoint}")
-    if args.export:
-        from neurocodec.train.export import export_run
-
-        out = Path(args.export)
-        weight_hash = export_run(run, out, args.name, args.description or "")
-        print(f"exported {args.name} to {out} (weights {weight_hash.hex()})")
-    return EXIT_OK
+        return run_command(args, say=lambda line: print(line, flush=True))
+    except TrainConfigError as exc:
+        raise UsageError(exc.render(flag_of)) from None
+    except CommandFailed as exc:
+        raise CLIError(str(exc), code=exc.code) from None
 
 
 def _train_argv(args) -> list[str]:
-    """The 'neurocodec train' arguments each torchrun process gets: those given, less --nproc."""
-    argv = [str(args.data_dir), str(args.run_dir)]
-    for dest in [*TRAIN_OPTIONS, "export", "name", "description", "device"]:
-        value = getattr(args, dest)
-        if value is True:
-            argv.append("--" + dest.replace("_", "-"))
-        elif value is not None:
-            argv += ["--" + dest.replace("_", "-"), str(value)]
-    for option in args.model_option or ():
-        argv += ["--model-option", option]
-    for flag in ("quiet", "debug"):
-        if getattr(args, flag, False):
-            argv.append("--" + flag)
-    return argv
+    """The 'neurocodec train' arguments each torchrun process gets (see neurocodec.train.command)."""
+    from neurocodec.train.command import torchrun_argv
+
+    return torchrun_argv(args)
 
 
 def cmd_bench(args) -> int:

@@ -8,7 +8,10 @@ can continue the exact same stream.
 
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -72,6 +75,61 @@ class CropDataset:
                 patch = im[top:top + self.crop, left:left + self.crop]
                 out[i - keep.start] = patch[:, ::-1] if flip else patch
         return out
+
+
+class Prefetcher:
+    """Calls ``draw()`` ahead of time in a background thread, so that drawing and preparing
+    the next batches overlaps the current training step (numpy cropping and torch's
+    kernels release the GIL; Python code in between takes it briefly).
+
+    Items come out of :meth:`get` in the order ``draw`` made them, and ``draw`` is only
+    ever called from the one background thread, so a seeded stream stays the same stream;
+    a caller that checkpoints a random state returns it from ``draw`` with each item (the
+    state after that item), since the thread is ahead of the training loop. An exception
+    in ``draw`` is raised by the :meth:`get` that would have returned its item.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, draw: Callable[[], Any], depth: int = 2):
+        self._draw = draw
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="neurocodec-prefetch", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = (True, self._draw())
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                item = (False, exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if not item[0]:
+                return
+
+    def get(self) -> Any:
+        """The next item (waits for it if the thread is behind)."""
+        ok, value = self._queue.get()
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Stop the thread (an item being drawn is finished and dropped)."""
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> "Prefetcher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def probe_crops(folder: str | Path, multiple: int, count: int = 4, crop: int = 256, scale: float = 0.5,

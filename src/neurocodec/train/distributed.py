@@ -85,6 +85,7 @@ class Context:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
+        _outputs_visible_to_ddp()
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids, static_graph=True)
 
@@ -97,6 +98,17 @@ class Context:
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor)
         return [float(v) / self.world_size for v in tensor.cpu()]
+
+    def any(self, flag: bool) -> bool:
+        """True on every process if ``flag`` is true on any (for decisions all must share,
+        such as stopping at a time limit)."""
+        if not self.distributed:
+            return bool(flag)
+        import torch.distributed as dist
+
+        tensor = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return bool(tensor.item())
 
     def broadcast(self, obj):
         """Rank 0's ``obj`` on every process (any picklable object)."""
@@ -138,6 +150,22 @@ class Context:
             self.owns_group = False
 
 
+def _outputs_visible_to_ddp() -> None:
+    """Register the models' typed output (a dataclass) as a pytree node, if nothing has.
+
+    DDP finds the tensors a forward returns by flattening its output as a pytree; a
+    dataclass it cannot flatten hides them, and with ``static_graph`` the gradients are
+    then silently not averaged (each process drifts on its own; the two-process test
+    catches it).
+    """
+    from torch.utils import _pytree as pytree
+
+    from ..models.outputs import ModelOutput
+
+    if ModelOutput not in pytree.SUPPORTED_NODES:
+        pytree.register_dataclass(ModelOutput)
+
+
 def setup(device: str = "cpu") -> Context:
     """Join the process group torchrun describes (env:// rendezvous), if any.
 
@@ -168,6 +196,46 @@ def setup(device: str = "cpu") -> Context:
 def derived_seed(seed: int, step: int, rank: int) -> int:
     """A seed for process ``rank`` at ``step`` of a run seeded ``seed`` (independent streams)."""
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def idle_cores() -> tuple[int, int, float]:
+    """(cores this process may use, how many of them are idle, the 1-minute load average).
+
+    Idle cores are the usable ones less the load average, rounded (a core busy with
+    another training job counts as busy); where the load average is unknown (Windows), all
+    usable cores count as idle.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return usable, usable, float("nan")
+    return usable, max(0, min(usable, usable - round(load))), load
+
+
+def choose_nproc(batch: int, threads: int = 1, device: str = "cpu") -> tuple[int, str]:
+    """How many training processes ``neurocodec train`` starts when ``--nproc`` is not given,
+    and why (one line for its output).
+
+    On the CPU: one process per idle core (``threads`` cores each), at most as many as split
+    the global ``batch`` evenly, at least one. On CUDA: one process (one GPU); ``--nproc N``
+    trains on N GPUs.
+    """
+    if device == "cuda":
+        return 1, "one GPU; --nproc N trains on N GPUs"
+    usable, idle, load = idle_cores()
+    n = max(1, idle // max(1, threads))
+    while n > 1 and batch % n:
+        n -= 1
+    why = f"{idle} of {usable} cores idle, 1-minute load average {load:.2f}"
+    if threads > 1:
+        why += f", {threads} threads per process"
+    if n < max(1, idle // max(1, threads)):
+        why += f", batch {batch} splits evenly over {n}"
+    return n, why
 
 
 def launch(nproc: int, argv: list[str]) -> int:
