@@ -2,8 +2,8 @@
 
 The ``neurocodec`` commands and :mod:`neurocodec.collection` share these helpers, so they
 live below both (one direction only: the CLI imports collection, never the reverse).
-Standard library only at import time (Pillow is imported when an image is read or
-written), so that ``neurocodec --help`` stays fast.
+Nothing heavy at import time (the standard library and the container format's
+constants; Pillow is imported when an image is read or written), so commands start fast.
 """
 
 from __future__ import annotations
