@@ -86,9 +86,10 @@ class EntropyModel(nn.Module, abc.ABC):
        state, quality and coder; given those, :meth:`decode` derives bit for bit the
        probabilities :meth:`encode` used, on any machine, thread count or convolution
        backend (everything that selects a table or a mean is integer arithmetic).
-    2. **The encoder knows the reconstruction.** ``decode(encode(s), shape, q).y_hat`` is
-       ``s.y_hat`` for ``s = quantise(y, q)``, exactly (the codec reconstructs the image
-       from ``s.y_hat`` without decoding).
+    2. **The encoder knows the reconstruction.** ``decode(encode(s), shape, q)`` equals
+       ``s.y_hat`` for ``s = quantise(y, q)`` (the codec reconstructs the image from
+       ``s.y_hat`` without decoding); exactly within a process, and across machines up to
+       the rounding of float parts that decide no symbol (VQ's coarse heads).
     3. **Segments.** :meth:`encode` returns exactly :attr:`num_segments` byte strings per
        tile; :meth:`decode` raises :class:`~neurocodec.errors.FormatError` for another
        count, and for data that does not decode under this model. Decoding work is

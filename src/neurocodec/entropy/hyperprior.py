@@ -409,8 +409,8 @@ class MeanScaleHyperprior(HyperpriorFamily):
         """Symbols -> [z segment, y segment]."""
         from ..coding import get_backend
 
-        y_bytes = get_backend(coder).encode(symbols.y_symbols, symbols.y_indexes, self.y_tables)
-        return [self.encode_hyper(symbols.z_symbols, coder), y_bytes]
+        z_bytes = self.encode_hyper(symbols.z_symbols, coder)
+        return [z_bytes, get_backend(coder).encode(symbols.y_symbols, symbols.y_indexes, self.y_tables)]
 
     @torch.no_grad()
     def decode(self, segments: list[bytes], y_shape: tuple[int, int, int, int], quality: float,
