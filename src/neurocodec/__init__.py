@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .errors import FormatError, ImageError, NeurocodecError, UnknownModelError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "Codec": ("codec", "Codec"),

@@ -108,7 +108,7 @@ class Codec:
             self.model = zoo.load_weights(self.info.path)
         else:
             self.info = zoo.model_info(model_name)
-            self.model = zoo.load_model(self.info.name)
+            self.model = zoo.load_model_file(self.info.path)
         self.quality = check_quality(quality)
         self.coder = coder
         self.limits = limits
@@ -131,15 +131,24 @@ class Codec:
             its weights are not shipped.
         """
         from .format import read_header
-        from .zoo import find_model
-
         header = read_header(data)
         key = (header.model_id, header.weight_hash)
         if cache is None:
-            return cls(find_model(*key).name)
+            return cls._of_stream_model(*key)
         if key not in cache:
-            cache[key] = cls(find_model(*key).name)
+            cache[key] = cls._of_stream_model(*key)
         return cache[key]
+
+    @classmethod
+    def _of_stream_model(cls, model_id: str, weight_hash: bytes, limits: Limits | None = None) -> "Codec":
+        """The Codec of the weight file that decodes streams of (model id, weight hash):
+        shipped, on NEUROCODEC_MODEL_PATH, or the decode-only weights of an earlier release."""
+        from .zoo import find_model
+
+        info = find_model(model_id, weight_hash)
+        if info.origin == "shipped":
+            return cls(info.name, limits=limits)
+        return cls(weights=info.path, limits=limits)
 
     @property
     def name(self) -> str:
@@ -328,7 +337,7 @@ class Codec:
         model; use :func:`neurocodec.decompress` to pick the model from the stream.
         """
         header, segments = unpack(data, self.limits)
-        if header.model_id != self.info.name or header.weight_hash != self.info.weight_hash:
+        if header.model_id != self.info.name or header.weight_hash not in self.info.stream_hashes:
             from .zoo import find_model
 
             find_model(header.model_id, header.weight_hash)  # raises if not shipped at all
@@ -484,8 +493,5 @@ def compress(image: Any, model: str | None = None, quality: float = DEFAULT_QUAL
 
 def decompress(data: bytes, limits: Limits | None = None) -> np.ndarray:
     """Decode any neurocodec stream; the model is read from its header. Returns uint8 (H, W, 3)."""
-    from .zoo import find_model
-
     header, segments = unpack(data, limits)
-    info = find_model(header.model_id, header.weight_hash)
-    return Codec(info.name, limits=limits)._decode(header, segments)
+    return Codec._of_stream_model(header.model_id, header.weight_hash, limits)._decode(header, segments)

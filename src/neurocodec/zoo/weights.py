@@ -37,17 +37,85 @@ def weight_hash(path: str | Path) -> bytes:
     return weight_hash_of(Path(path).read_bytes())
 
 
-def export_weights(model, path: str | Path, name: str, description: str = "", card: dict | None = None) -> bytes:
+# Metadata that decides how a stream decodes; the rest (name, description, card, format note)
+# may be rewritten without changing a single decoded pixel.
+DECODING_METADATA = ("architecture", "config")
+
+
+def decoding_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of what decoding depends on in a weight file: every tensor's name,
+    dtype, shape and bytes, and the architecture and config. Two files with the same digest
+    decode every stream identically, whatever their cards say (see ``zoo/releases.json``)."""
+    import hashlib
+    import struct
+
+    data = Path(path).read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    meta = header.pop("__metadata__", {})
+    kept = {k: meta.get(k) for k in DECODING_METADATA}
+    canonical = json.dumps({"tensors": header, "metadata": kept}, sort_keys=True).encode()
+    return hashlib.sha256(canonical + data[8 + length:]).hexdigest()
+
+
+def portable_card(card: dict) -> dict:
+    """``card`` without machine-local paths: every absolute path (at any depth) becomes its
+    last component, so a card says which file or folder was used, never where it lay."""
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, str) and Path(value).is_absolute() and "\n" not in value:
+            return Path(value).name
+        return value
+
+    return clean(card)
+
+
+def rewrite_card(path: str | Path, card: dict) -> bytes:
+    """Replace the card of a weight file in place (tensors and decoding metadata untouched, so
+    its :func:`decoding_digest` stays the same) and re-stamp its encoder hints for the new
+    hash. Returns the new weight hash. Streams of the old hash stay decodable only through a
+    release entry (``zoo/releases.json``) that records the old hash with this digest."""
+    from safetensors import safe_open
+    from safetensors.numpy import save
+
+    old_hash = weight_hash(path)
+    with safe_open(str(path), framework="numpy") as f:
+        meta = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["card"] = json.dumps(portable_card(card), sort_keys=True)
+    data = save(tensors, metadata=meta)
+    Path(path).write_bytes(data)
+    new_hash = weight_hash_of(data)
+    hints = hints_path(path)
+    if hints.is_file():
+        with safe_open(str(hints), framework="numpy") as f:
+            hint_meta = dict(f.metadata() or {})
+            hint_tensors = {k: f.get_tensor(k) for k in f.keys()}
+        if hint_meta.get("weight_hash") == old_hash.hex():
+            hint_meta["weight_hash"] = new_hash.hex()
+            hints.write_bytes(save(hint_tensors, metadata=hint_meta))
+    return new_hash
+
+
+def export_weights(model, path: str | Path, name: str, description: str = "", card: dict | None = None,
+                   rebuild_tables: bool = True) -> bytes:
     """Write ``model`` (with tables built) to ``path``; returns its weight hash.
 
     Args:
       model: a :class:`neurocodec.models.VariableRateCodec`; its tables are (re)built here.
+      rebuild_tables: False writes the coding state the model already holds instead (e.g. a
+        warm start at step 0 given its parent's: the fp16 parameters of a weight file do not
+        reproduce the integer prior built from their float32 originals).
     """
     import torch
     from safetensors.torch import save_file
 
     model = model.eval()
-    model.update_tables()
+    if rebuild_tables:
+        model.update_tables()
     tensors: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
         tensors[key] = value.detach().to(torch.float16) if value.is_floating_point() else value.detach()
@@ -61,7 +129,7 @@ def export_weights(model, path: str | Path, name: str, description: str = "", ca
         "config": json.dumps(model.config(), sort_keys=True),
         "name": name,
         "description": description,
-        "card": json.dumps(card or {}, sort_keys=True),
+        "card": json.dumps(portable_card(card or {}), sort_keys=True),
         "format": "neurocodec-weights-1",
     }
     path = Path(path)
