@@ -57,6 +57,10 @@ from .quality_head import LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS, scale_prior
 WEIGHT_BITS = 16            # integer mixture weights sum to 2**WEIGHT_BITS
 LOGIT_LIMIT = 8.0           # unscaled weight logits (log2 units) are clamped to +-8 ...
 LOGIT_GAP = 16              # ... so a weight is at least 2**-16 of the heaviest one (exp2 >= 1)
+# Initial logit gap between component 0 and the others: their weight starts at 2**-15
+# (negligible, so the mixture starts as the hyperprior), one step above the LOGIT_GAP floor
+# and half a unit inside the clamp, where gradients still reach the logits.
+INITIAL_LOGIT_GAP = 15
 PMF_PRECISION = 20          # bits of the per-element pmfs handed to the range coder
 MAX_WINDOW = 4096           # at most this many values per element have their own entry
 # Window widths (a width is rounded up to the next of these, so that elements with equal
@@ -84,11 +88,15 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
     grid of the 3x3 output layer, so component ``k``'s unscaled mean (log2-scale) is the
     *exact sum* of the hyperprior's accumulator and the correction, requantised once.
 
-    The correction starts at zero weights with biases that give component 0 the
-    hyperprior's prediction with weight ``1 / (1 + (K - 1) 2**-8)`` and the others the same
-    mean, scales ``2**-1, 2**1, 2**-2, ...`` times as large and weight ``2**-8`` each: a
-    warm-started mixture starts at (almost exactly) the hyperprior's rate, and the
-    components differ, so their gradients do too.
+    The correction starts at zero weights with biases that give component 0 exactly the
+    hyperprior's mean and log2-scale and the largest logit, and the others the same mean,
+    scales ``2**-1, 2**1, 2**-2, ...`` times as large and a logit ``INITIAL_LOGIT_GAP``
+    (15) below it: weight ``2**-15`` each in the training face and 1 unit of
+    ``2**WEIGHT_BITS`` in the coding face (:func:`mixture_weights_exact`). A mixture
+    warm-started from a trained hyperprior therefore *is* that hyperprior's Gaussian at
+    step 0, up to ``(K - 1) 2**-15`` of each element's mass; the components differ, so
+    their gradients do too, and their logits sit inside the ``LOGIT_GAP`` floor (where the
+    gradient is zero), so training can still raise them.
 
     Args:
       hyper_channels, hidden, latent_channels, mean_bits, act_bits, act_max, weight_bits:
@@ -112,8 +120,8 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
             bias.zero_()
             for j in range(1, k):  # scale offsets -1, +1, -2, +2, ... (log2)
                 bias[1, j] = (-1.0 if j % 2 else 1.0) * ((j + 1) // 2)
-            bias[2] = -LOGIT_LIMIT / 2
-            bias[2, 0] = LOGIT_LIMIT / 2
+            bias[2] = -INITIAL_LOGIT_GAP / 2
+            bias[2, 0] = INITIAL_LOGIT_GAP / 2
 
     @property
     def fake_quant(self) -> bool:

@@ -8,8 +8,8 @@ from .context import BlockContext
 from .hyperprior import BlockHyperprior, ConvHyperprior
 from .mcquic import BlockMcQuic
 from .mixture import BlockMixture
-from .region import RegionHyperprior
-from .swin import SwinV2Hyperprior
+from .region import BlockRegion, RegionHyperprior
+from .swin import BlockSwinV2, SwinV2Hyperprior
 from .walloc import WaLLoC
 
 ARCHITECTURES: dict[str, type[VariableRateCodec]] = {
@@ -17,6 +17,8 @@ ARCHITECTURES: dict[str, type[VariableRateCodec]] = {
     BlockContext.architecture: BlockContext,
     BlockMcQuic.architecture: BlockMcQuic,
     BlockMixture.architecture: BlockMixture,
+    BlockRegion.architecture: BlockRegion,
+    BlockSwinV2.architecture: BlockSwinV2,
     ConvHyperprior.architecture: ConvHyperprior,
     SwinV2Hyperprior.architecture: SwinV2Hyperprior,
     RegionHyperprior.architecture: RegionHyperprior,

@@ -23,6 +23,10 @@ argument, integer label maps (B, H, W) at image resolution: ``model(x, quality,
 masks=labels)``. Every stage, in analysis and synthesis, then pools over the mask's regions
 (each distinct label of an image is one region) instead of the grid cells. Coding never
 uses masks. See docs/transforms.md for how to train with them.
+
+``block-region`` (:class:`BlockRegion`) puts region-adaptive blocks into the trained
+default instead: ``block-hyperprior`` with a zero-initialised region-adaptive block (grid
+form) on each side of quantisation, so that it starts exactly as the default.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import torch
 
 from ..transforms.region import RegionAdaptiveBlock, RegionPartition
+from .block_staged import StagedBlockHyperprior
 from .outputs import ModelOutput
 from .staged import SCALES, StagedConvHyperprior
 
@@ -99,3 +104,38 @@ class RegionHyperprior(StagedConvHyperprior):
 
     def run_stage(self, stage, h: torch.Tensor, scale: int, side: str) -> torch.Tensor:
         return stage(h, self.regions(h.shape[2], h.shape[3], scale))
+
+
+class BlockRegion(StagedBlockHyperprior):
+    """``block-hyperprior`` with a zero-initialised region-adaptive block on each side.
+
+    The blocks (:class:`~neurocodec.transforms.region.RegionAdaptiveBlock`: a depthwise
+    convolution whose kernel is predicted per region, then the scale affine layer, SAL)
+    run on the 192 DCT channels at H/8, after the analysis refinement and before the
+    synthesis refinement (:class:`~neurocodec.models.block_staged.StagedBlockHyperprior`).
+    Their regions are the grid of ``region_size`` x ``region_size`` image pixels (grid
+    form), on both sides, so the decoder needs nothing the stream does not carry; the
+    masks of ``region-hyperprior``'s training face are not offered here.
+
+    Args:
+      refine_blocks, refine_hidden, pixel_hidden, hyper_channels, hyper_hidden: as for
+        :class:`~neurocodec.models.hyperprior.BlockHyperprior` (give the parent weight
+        file's values to warm-start from it).
+      region_size: side of the grid cells in pixels (a positive multiple of 8: whole
+        latent positions at H/8).
+      hidden: width of the networks predicting the per-region kernels and affine parameters.
+    """
+
+    architecture = "block-region"
+
+    def __init__(self, refine_blocks: int = 2, refine_hidden: int = 192, pixel_hidden: int = 48,
+                 hyper_channels: int = 64, hyper_hidden: int = 128, region_size: int = 64, hidden: int = 64):
+        super().__init__(refine_blocks, refine_hidden, pixel_hidden, hyper_channels, hyper_hidden)
+        if region_size < 8 or region_size % 8:
+            raise ValueError(f"region_size must be a positive multiple of 8 pixels, got {region_size}")
+        self._config.update(region_size=int(region_size), hidden=int(hidden))
+        self.add_stages(lambda: RegionAdaptiveBlock(self.latent_channels, int(hidden)))
+
+    def run_stage(self, stage, h: torch.Tensor) -> torch.Tensor:
+        cell = self._config["region_size"] // 8     # the stages run at H/8
+        return stage(h, RegionPartition.grid(h.shape[2], h.shape[3], cell))

@@ -11,13 +11,19 @@ attention context models are not part of this architecture).
 
 :class:`~neurocodec.models.staged.StagedConvHyperprior` inserts the stages (shared with
 ``region-hyperprior``).
+
+``block-swinv2`` (:class:`BlockSwinV2`) puts SwinV2 stages into the trained default
+instead: ``block-hyperprior`` with a zero-initialised residual SwinV2 stage on each side of
+quantisation, so that it starts exactly as the default and training adds only what the
+wider receptive field brings.
 """
 
 from __future__ import annotations
 
-
 from ..transforms.swin import ResidualSwinStage
+from .block_staged import StagedBlockHyperprior
 from .staged import SCALES, StagedConvHyperprior
+
 
 def _depth_table(depths) -> dict[int, int]:
     depths = [int(d) for d in depths]
@@ -61,3 +67,36 @@ class SwinV2Hyperprior(StagedConvHyperprior):
                     raise ValueError(f"heads ({heads}) must divide the {dim} channels of the stage at H/{scale}")
                 for stages in (self.analysis_stages, self.synthesis_stages):
                     stages[str(scale)] = ResidualSwinStage(dim, depth, heads, window, mlp_ratio, cpb_hidden)
+
+
+class BlockSwinV2(StagedBlockHyperprior):
+    """``block-hyperprior`` with a zero-initialised residual SwinV2 stage on each side.
+
+    The stages (:class:`~neurocodec.transforms.swin.ResidualSwinStage`: scaled cosine
+    attention, log-spaced continuous position bias, regular and shifted windows) run on the
+    192 DCT channels at H/8, after the analysis refinement and before the synthesis
+    refinement (:class:`~neurocodec.models.block_staged.StagedBlockHyperprior`). A window
+    of 8 latents spans 64 x 64 pixels, eight blocks of the DCT a side: the support beyond
+    the 8x8 block (and the 3x3 refinement) that smooth areas and long edges need.
+
+    Args:
+      refine_blocks, refine_hidden, pixel_hidden, hyper_channels, hyper_hidden: as for
+        :class:`~neurocodec.models.hyperprior.BlockHyperprior` (give the parent weight
+        file's values to warm-start from it).
+      depth: SwinV2 blocks per stage (alternating regular / shifted windows).
+      width: channels the blocks run at (a 1x1 projection from the 192 latent channels).
+      heads: attention heads (divides ``width``).
+      window: window side in latent positions.
+      mlp_ratio, cpb_hidden: as for :class:`~neurocodec.transforms.swin.SwinV2Block`.
+    """
+
+    architecture = "block-swinv2"
+
+    def __init__(self, refine_blocks: int = 2, refine_hidden: int = 192, pixel_hidden: int = 48,
+                 hyper_channels: int = 64, hyper_hidden: int = 128, depth: int = 2, width: int = 96,
+                 heads: int = 3, window: int = 8, mlp_ratio: float = 2.0, cpb_hidden: int = 64):
+        super().__init__(refine_blocks, refine_hidden, pixel_hidden, hyper_channels, hyper_hidden)
+        self._config.update(depth=int(depth), width=int(width), heads=int(heads), window=int(window),
+                            mlp_ratio=float(mlp_ratio), cpb_hidden=int(cpb_hidden))
+        self.add_stages(lambda: ResidualSwinStage(self.latent_channels, int(depth), int(heads), int(window),
+                                                  float(mlp_ratio), int(cpb_hidden), width=int(width)))

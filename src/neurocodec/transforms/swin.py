@@ -247,21 +247,30 @@ class ResidualSwinStage(nn.Module):
       dim: channels C.
       depth: number of blocks (>= 1).
       heads, window, mlp_ratio, cpb_hidden: as for :class:`SwinV2Block`.
+      width: channels the blocks run at (default ``dim``). A narrower width adds a 1x1
+        projection ``project`` (C -> width) before the blocks, and ``out`` maps width -> C:
+        attention over wide maps (192 DCT channels) then costs a fraction of its full price.
     """
 
     def __init__(self, dim: int, depth: int, heads: int, window: int = 8, mlp_ratio: float = 2.0,
-                 cpb_hidden: int = 64):
+                 cpb_hidden: int = 64, width: int | None = None):
         super().__init__()
         if depth < 1:
             raise ValueError(f"a stage needs at least one block, got depth {depth}")
-        self.blocks = nn.ModuleList([SwinV2Block(dim, heads, window, shifted=bool(i % 2), mlp_ratio=mlp_ratio,
+        width = dim if width is None else int(width)
+        if width % heads:
+            raise ValueError(f"heads ({heads}) must divide the stage's width ({width})")
+        # Only a narrower stage has the projection (a full-width stage keeps the parameter
+        # names of swinv2-hyperprior's weight files).
+        self.project = nn.Conv2d(dim, width, 1) if width != dim else None
+        self.blocks = nn.ModuleList([SwinV2Block(width, heads, window, shifted=bool(i % 2), mlp_ratio=mlp_ratio,
                                                  cpb_hidden=cpb_hidden) for i in range(depth)])
-        self.out = nn.Conv2d(dim, dim, 3, padding=1)
+        self.out = nn.Conv2d(width, dim, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.permute(0, 2, 3, 1)
+        h = (x if self.project is None else self.project(x)).permute(0, 2, 3, 1)
         for block in self.blocks:
             h = block(h)
         return x + self.out(h.permute(0, 3, 1, 2))

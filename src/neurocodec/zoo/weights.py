@@ -197,9 +197,17 @@ def write_encoder_hints(model, weights_path: str | Path, probe: "torch.Tensor") 
 
 def hints_measured_for(weights_path: str | Path) -> bytes | None:
     """The weight hash the hints beside ``weights_path`` were measured for (None without
-    readable hints)."""
-    energy_and_hash = _read_hints(weights_path)
-    return None if energy_and_hash is None else energy_and_hash[1]
+    readable hints). Reads the metadata only, without torch (``neurocodec models`` uses it)."""
+    from safetensors import safe_open
+
+    path = hints_path(weights_path)
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return bytes.fromhex((f.metadata() or {}).get("weight_hash", ""))
+    except Exception:  # any damaged file (safetensors' own error type, bad hex, ...): no hints
+        return None
 
 
 def _read_hints(weights_path: str | Path) -> "tuple[torch.Tensor | None, bytes] | None":
