@@ -4,17 +4,19 @@ The codec layer turns images of any size into padded float tensors, splits large
 into independently coded tiles, runs a zoo model's coding face, and wraps the segments
 in the container (:mod:`neurocodec.format`). It implements no maths of its own.
 
-Images: a ``PIL.Image`` (RGB, L, P without transparency, CMYK...), a numpy ``uint8`` array
-(H, W, 3), (H, W) or (H, W, 1), or a torch tensor (3, H, W) / (1, 3, H, W), uint8 or float
-in [0, 1] (rounded to 8 bits). Grayscale is coded as RGB with three equal channels; images
-with an alpha channel and 16-bit / float PIL modes are rejected with :class:`ImageError`.
+Images (:func:`to_array`, :func:`open_image`: one policy for the API, the CLI and collections):
+a path or binary file object, a ``PIL.Image``, a numpy array (H, W, 3) or (H, W) of uint8,
+uint16 or float in [0, 1], or a torch tensor (3, H, W) / (1, 3, H, W), uint8 or float in
+[0, 1]. The EXIF orientation is applied; an alpha channel is dropped when every pixel is
+opaque and refused otherwise; 16-bit samples keep their high byte; floats are rounded to
+8 bits. Greyscale is coded as RGB with three equal channels (streams are RGB).
 Decoding returns a numpy ``uint8`` array (H, W, 3).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -26,37 +28,146 @@ from .quality import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, check_quality
 # Images with a side above this are coded in tiles of TILE_SIZE (bounded memory).
 UNTILED_MAX_SIDE = 2048
 TILE_SIZE = 1024
+#: ``progress(done, total)``: called after each coded or decoded tile.
+Progress = Callable[[int, int], None]
+
+
+#: PIL modes with an alpha channel: accepted when every pixel is opaque, the alpha dropped.
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+#: PIL modes of 16-bit (or wider integer) greyscale images.
+_WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+TRANSPARENT_MESSAGE = ("has transparent pixels (alpha below 255); neurocodec codes opaque images only "
+                       "(flatten it onto a background first)")
+
+
+class ImageFileError(ImageError):
+    """An image file that cannot be coded; the message starts with the file's path."""
+
+    names_its_file = True  # neurocodec.files.describe does not prefix the path again
+
+
+def open_image(source: Any, name: str | None = None):
+    """Open an image for encoding, the one loader of the API, the CLI and collections.
+
+    Args:
+      source: a path (``str`` or ``os.PathLike``), a binary file object (e.g. ``sys.stdin.buffer``
+        or ``io.BytesIO``) or a ``PIL.Image``.
+      name: how messages name the image (default: the path, or ``"image"``).
+    Returns:
+      a ``PIL.Image`` in mode ``RGB`` or ``L``, the policy of :func:`to_array` applied: the
+      EXIF orientation applied; an alpha channel dropped when every pixel is opaque;
+      16-bit samples reduced to 8 bits by keeping the high byte (``v >> 8``, what Pillow
+      itself does when it opens a 16-bit RGB PNG); palette and CMYK images converted to RGB.
+    Raises:
+      ImageFileError (an ImageError): not an image, damaged, transparent pixels, or a
+        float / 32-bit image; FileNotFoundError and other OSError for an unreadable path.
+    """
+    import os
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if isinstance(source, Image.Image):
+        return _normalised(ImageOps.exif_transpose(source), name or "image")
+    if isinstance(source, (str, os.PathLike)):
+        name = name or str(source)
+    elif not hasattr(source, "read"):
+        raise ImageError(f"expected a path, file object, PIL image, numpy array or torch tensor, "
+                         f"got {type(source).__name__}")
+    name = name or "image"
+    try:
+        with Image.open(source) as im:
+            im.load()
+            image = ImageOps.exif_transpose(im)
+            if image is im:
+                image = im.copy()
+    except UnidentifiedImageError:
+        raise ImageFileError(f"{name}: not an image (or a format Pillow cannot read)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageFileError(f"{name}: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            raise
+        raise ImageFileError(f"{name}: damaged or unsupported image ({exc})") from None
+    return _normalised(image, name)
+
+
+def _normalised(image, name: str):
+    """A PIL image in mode RGB or L, or ImageFileError (see :func:`open_image`)."""
+    from PIL import Image
+
+    if image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        if rgba.getextrema()[3][0] < 255:
+            raise ImageFileError(f"{name}: {TRANSPARENT_MESSAGE}")
+        return rgba.convert("RGB")
+    if image.mode in _WIDE_GREY_MODES:
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ImageFileError(f"{name}: a {image.mode} image with values outside [0, 65535]; "
+                                 "only 8- and 16-bit images are supported")
+        return Image.fromarray((values.astype(np.uint32) >> 8).astype(np.uint8), "L")
+    if image.mode == "F" or image.mode.startswith("I"):
+        raise ImageFileError(f"{name}: a floating-point or 32-bit image (PIL mode {image.mode}); "
+                             "only 8- and 16-bit images are supported")
+    if image.mode in ("RGB", "L"):
+        return image
+    return image.convert("RGB")  # P, CMYK, YCbCr, 1, LAB, HSV...
 
 
 def to_array(image: Any) -> np.ndarray:
-    """Convert a supported image to a C-contiguous uint8 array (H, W, 3). Raises ImageError."""
+    """Convert a supported image to a C-contiguous uint8 array (H, W, 3). Raises ImageError.
+
+    Accepted: a path or binary file object (opened by :func:`open_image`), a ``PIL.Image``
+    (:func:`open_image`'s policy: EXIF orientation, opaque alpha dropped, 16-bit reduced
+    to its high byte), a numpy array (H, W, 3), (H, W, 4) with opaque alpha, (H, W) or
+    (H, W, 1) of dtype uint8, uint16 (high byte kept) or float in [0, 1] (clipped, then
+    ``round(255 x)``), or a torch tensor (3, H, W) / (1, 3, H, W), uint8 or float in [0, 1]
+    (the same rounding). Greyscale is coded as RGB with three equal channels.
+    """
+    import os
+
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow is a dependency
         Image = None
-    if Image is not None and isinstance(image, Image.Image):
-        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
-            raise ImageError(f"images with an alpha channel (mode {image.mode}) are not supported; "
-                             "drop or composite the alpha first, e.g. image.convert('RGB')")
-        if image.mode in ("I", "F", "I;16", "I;16B", "I;16L", "I;16N"):
-            raise ImageError(f"only 8-bit images are supported, got PIL mode {image.mode}")
-        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, (str, os.PathLike)) or hasattr(image, "read") or (
+            Image is not None and isinstance(image, Image.Image)):
+        image = np.asarray(open_image(image))
     elif type(image).__module__.startswith("torch"):
         image = _tensor_to_array(image)
     if not isinstance(image, np.ndarray):
-        raise ImageError(f"expected a PIL image, numpy array or torch tensor, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ImageError(f"numpy images must be uint8 (H, W, 3), got dtype {image.dtype}")
+        raise ImageError(f"expected a path, file object, PIL image, numpy array or torch tensor, "
+                         f"got {type(image).__name__}")
     if image.ndim == 2:
         image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3):
-        hint = " (alpha channels are not supported)" if image.ndim == 3 and image.shape[2] in (2, 4) else ""
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        hint = " (a second channel is not supported)" if image.ndim == 3 and image.shape[2] == 2 else ""
         raise ImageError(f"expected an image of shape (H, W, 3) or (H, W), got {image.shape}{hint}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ImageError(f"image is empty: shape {image.shape}")
+    image = _as_uint8(image)
+    if image.shape[2] == 4:
+        if image[:, :, 3].min() < 255:
+            raise ImageError(f"image: {TRANSPARENT_MESSAGE}")
+        image = image[:, :, :3]
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
     return np.ascontiguousarray(image)
+
+
+def _as_uint8(array: np.ndarray) -> np.ndarray:
+    """uint8 samples of a uint8, uint16 (high byte) or float ([0, 1], rounded) array."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        return (array >> 8).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ImageError("float image contains NaN or infinity")
+        if array.dtype == np.float16:
+            array = array.astype(np.float32)
+        return np.round(np.clip(array, 0, 1) * array.dtype.type(255)).astype(np.uint8)
+    raise ImageError(f"numpy images must be uint8, uint16 or float in [0, 1] (H, W, 3), got dtype {array.dtype}")
 
 
 def _tensor_to_array(tensor) -> np.ndarray:
@@ -67,15 +178,11 @@ def _tensor_to_array(tensor) -> np.ndarray:
         t = t[0]
     if t.ndim != 3 or t.shape[0] not in (1, 3):
         raise ImageError(f"expected a tensor of shape (3, H, W) or (1, 3, H, W), got {tuple(tensor.shape)}")
-    if t.dtype == torch.uint8:
-        out = t
-    elif t.is_floating_point():
-        if not torch.isfinite(t).all():
-            raise ImageError("float image tensor contains NaN or infinity")
-        out = torch.round(t.clamp(0, 1) * 255).to(torch.uint8)
-    else:
+    if t.dtype != torch.uint8 and not t.is_floating_point():
         raise ImageError(f"image tensors must be uint8 or float in [0, 1], got {t.dtype}")
-    return out.permute(1, 2, 0).numpy()
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.float()
+    return t.permute(1, 2, 0).numpy()  # float: rounded by _as_uint8, as float arrays are
 
 
 def tile_grid(height: int, width: int, tile_height: int, tile_width: int) -> list[tuple[int, int, int, int]]:
@@ -156,7 +263,7 @@ class Codec:
 
     # -- encoding ------------------------------------------------------------------------
     def compress(self, image: Any, quality: float | None = None, *, bpp: float | None = None,
-                 psnr: float | None = None, effort: int = 0) -> bytes:
+                 psnr: float | None = None, effort: int = 0, progress: Progress | None = None) -> bytes:
         """Encode an image. Returns the complete ``.ncdc`` stream (bytes).
 
         Give at most one of ``quality`` (in [1, 8]; default: the codec's), ``bpp`` (target
@@ -164,18 +271,21 @@ class Codec:
         searching the quality; a target outside the model's range gives quality 1 or 8.
         ``effort`` > 0 optimises the latents of this image for that many steps before
         coding (slower encoding, smaller files at equal quality; decoding is unchanged).
+        ``progress(done, total)`` is called after each tile is coded (large images are coded
+        in tiles of ``TILE_SIZE``).
         """
-        return self._compress(image, quality, bpp, psnr, effort, reconstruct=False)[0]
+        return self._compress(image, quality, bpp, psnr, effort, reconstruct=False, progress=progress)[0]
 
     def compress_with_reconstruction(self, image: Any, quality: float | None = None, *, bpp: float | None = None,
-                                     psnr: float | None = None, effort: int = 0) -> tuple[bytes, np.ndarray]:
+                                     psnr: float | None = None, effort: int = 0,
+                                     progress: Progress | None = None) -> tuple[bytes, np.ndarray]:
         """As :meth:`compress`; also returns uint8 (H, W, 3): exactly what any decoder of
         this stream reconstructs on this machine (the synthesis runs once more, so this
         costs about a decode more than :meth:`compress`)."""
-        return self._compress(image, quality, bpp, psnr, effort, reconstruct=True)
+        return self._compress(image, quality, bpp, psnr, effort, reconstruct=True, progress=progress)
 
     def _compress(self, image: Any, quality: float | None, bpp: float | None, psnr: float | None, effort: int,
-                  reconstruct: bool) -> tuple[bytes, np.ndarray | None]:
+                  reconstruct: bool, progress: Progress | None = None) -> tuple[bytes, np.ndarray | None]:
         import torch
 
         if sum(v is not None for v in (quality, bpp, psnr)) > 1:
@@ -192,11 +302,13 @@ class Codec:
         with torch.inference_mode():
             if bpp is None and psnr is None:
                 q = _as_stored_quality(check_quality(self.quality if quality is None else quality))
-                segments, recon = self._encode_tiles(array, tiles, q, effort=effort, reconstruct=reconstruct)
+                segments, recon = self._encode_tiles(array, tiles, q, effort=effort, reconstruct=reconstruct,
+                                                     progress=progress)
             else:
                 q, segments, recon = self._search_quality(array, tiles, bpp, psnr, reconstruct)
                 if effort:
-                    segments, recon = self._encode_tiles(array, tiles, q, effort=effort, reconstruct=reconstruct)
+                    segments, recon = self._encode_tiles(array, tiles, q, effort=effort, reconstruct=reconstruct,
+                                                         progress=progress)
         return self._pack(segments, q, height, width, tile), recon
 
     def compress_with_latents(self, image: Any, quality: float | None = None) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -258,7 +370,7 @@ class Codec:
         return pack(header, segments)
 
     def _encode_tiles(self, array: np.ndarray, tiles, q: float, latents: list | None = None, effort: int = 0,
-                      keep_latents: list | None = None, reconstruct: bool = True):
+                      keep_latents: list | None = None, reconstruct: bool = True, progress: Progress | None = None):
         """Encode every tile at quality q (streaming when no cached latents are given);
         ``keep_latents`` receives each tile's dequantised latents. Returns (segments,
         reconstruction uint8 (H, W, 3), or None without ``reconstruct``)."""
@@ -280,6 +392,8 @@ class Codec:
                 keep_latents.append(y_hat)
             if reconstruct:
                 recon[top:top + h, left:left + w] = _to_uint8(self.model.reconstruct(y_hat, q), h, w)
+            if progress is not None:
+                progress(i + 1, len(tiles))
         return segments, recon
 
     def _search_quality(self, array: np.ndarray, tiles, bpp: float | None, psnr: float | None,
@@ -330,22 +444,24 @@ class Codec:
         return x, (ph, pw)
 
     # -- decoding ------------------------------------------------------------------------
-    def decompress(self, data: bytes) -> np.ndarray:
+    def decompress(self, data: bytes, *, progress: Progress | None = None) -> np.ndarray:
         """Decode a stream written by this model. Returns uint8 (H, W, 3).
 
+        A stream whose weight hash this codec's weights decode is accepted whatever model
+        name it records. ``progress(done, total)`` is called after each tile.
         Raises FormatError (or a subclass) for anything that is not a valid stream of this
         model; use :func:`neurocodec.decompress` to pick the model from the stream.
         """
         header, segments = unpack(data, self.limits)
-        if header.model_id != self.info.name or header.weight_hash not in self.info.stream_hashes:
+        if header.weight_hash not in self.info.stream_hashes:
             from .zoo import find_model
 
             find_model(header.model_id, header.weight_hash)  # raises if not shipped at all
             raise FormatError(f"stream was written by model {header.model_id!r}, this codec is {self.info.name!r}; "
                               "use neurocodec.decompress() to pick the model from the stream")
-        return self._decode(header, segments)
+        return self._decode(header, segments, progress)
 
-    def _decode(self, header: Header, segments: list[bytes]) -> np.ndarray:
+    def _decode(self, header: Header, segments: list[bytes], progress: Progress | None = None) -> np.ndarray:
         import torch
 
         try:
@@ -368,6 +484,8 @@ class Codec:
                 except Exception as exc:  # a stream that passed its CRCs but decodes to nonsense
                     raise FormatError(f"tile {i} does not decode: {exc}") from exc
                 out[top:top + h, left:left + w] = _to_uint8(x_hat, h, w)
+                if progress is not None:
+                    progress(i + 1, len(tiles))
         return out
 
 

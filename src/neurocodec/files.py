@@ -1,9 +1,11 @@
-"""Files of a batch job: expanding inputs, choosing outputs, atomic writes, loading images.
+"""Files of a batch job: expanding inputs, choosing outputs, atomic writes, writing images.
 
 The ``neurocodec`` commands and :mod:`neurocodec.collection` share these helpers, so they
 live below both (one direction only: the CLI imports collection, never the reverse).
 Nothing heavy at import time (the standard library and the container format's
-constants; Pillow is imported when an image is read or written), so commands start fast.
+constants; Pillow is imported when an image is written), so commands start fast. Images
+are read by :func:`neurocodec.codec.open_image`, the one loader of the API, the CLI and
+collections.
 """
 
 from __future__ import annotations
@@ -151,17 +153,41 @@ def plan_outputs(sources: list[Source], inputs: list[str], output: str | None, s
         else:
             if out.exists() and not out.is_dir():
                 raise OutputPlanError(f"-o {output}: is a file, but several inputs need an output folder")
+            if not out.exists() and not output.endswith(("/", os.sep)) and looks_like_file(out, suffix):
+                count = max(len(sources), len(inputs))
+                raise OutputPlanError(f"-o {output}: names a file, but {count} inputs need an output folder; "
+                                      f"give a folder (e.g. -o {out.with_suffix('')}/)")
             pairs = [(s, (out / s.relative()).with_suffix(suffix)) for s in sources]
     seen: dict[Path, Path] = {}
     for source, dest in pairs:
         key = dest.resolve()
         if key == source.path.resolve():
+            if source.path.suffix.lower() in STREAM_SUFFIXES and suffix in STREAM_SUFFIXES:
+                raise OutputPlanError(f"{source.path}: already a {FILE_EXTENSION} stream (decode it with "
+                                      "'neurocodec decode')")
             raise OutputPlanError(f"{source.path}: the output would overwrite the input; choose another -o")
         if key in seen:
             raise OutputPlanError(f"{seen[key]} and {source.path} would both be written to {dest}; "
                              "process them separately, each with its own -o")
         seen[key] = source.path
     return pairs
+
+
+def looks_like_file(path: Path, suffix: str) -> bool:
+    """Whether an output path that does not exist yet names a file rather than a folder:
+    it ends with ``suffix``, a stream suffix or an image suffix."""
+    known = {suffix.lower(), *STREAM_SUFFIXES, *IMAGE_SUFFIXES, *(s for ss in IMAGE_FORMATS.values() for s in ss)}
+    return path.suffix.lower() in known
+
+
+def missing_folder(path: Path) -> Path | None:
+    """The outermost missing folder above ``path`` (what writing it will create), or None."""
+    missing = None
+    for parent in Path(path).parents:
+        if parent.exists():
+            break
+        missing = parent
+    return missing
 
 
 _UMASK: int | None = None
@@ -194,9 +220,16 @@ def atomic_write(path: Path, data: bytes, overwrite: bool) -> None:
     try:
         _write_replace(path, data, overwrite)
     except OSError as exc:
-        if exc.filename is None:  # name the output in the error message
+        name = exc.filename
+        # name the output in the error message, never the hidden temporary file
+        if name is None or _is_temporary(Path(os.fsdecode(name)), path):
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+
+
+def _is_temporary(name: Path, path: Path) -> bool:
+    """Whether ``name`` is one of :func:`atomic_write`'s temporary files for ``path``."""
+    return name.name.startswith(f".{path.name}.") and name.name.endswith(".part")
 
 
 def _write_replace(path: Path, data: bytes, overwrite: bool) -> None:
@@ -227,51 +260,58 @@ def _write_replace(path: Path, data: bytes, overwrite: bool) -> None:
             pass
 
 
-def load_image(path: Path):
-    """Open an image file for encoding. Returns a PIL image (RGB, L, P, CMYK...).
+#: Formats ``neurocodec decode`` writes: name -> file suffixes (the first is the one given
+#: to outputs named by the command). Written by Pillow; JPEG, WebP and AVIF are lossy.
+IMAGE_FORMATS = {
+    "png": (".png",),
+    "jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "webp": (".webp",),
+    "avif": (".avif",),
+    "ppm": (".ppm",),
+    "bmp": (".bmp",),
+    "tiff": (".tiff", ".tif"),
+}
+#: Formats with a quality setting (``--output-quality``), and the quality used without one.
+LOSSY_FORMATS = ("jpeg", "webp", "avif")
+DEFAULT_OUTPUT_QUALITY = 90
+#: Each format's usual suffix.
+OUTPUT_FORMATS = {name: suffixes[0] for name, suffixes in IMAGE_FORMATS.items()}
 
-    EXIF orientation is applied, and a fully opaque alpha channel is dropped.
 
-    Raises:
-      FileError: the file cannot be read as an image, or has transparent pixels.
+def format_of_suffix(path: str | Path) -> str | None:
+    """The image format a file name's suffix names (``.jpg`` -> ``jpeg``), or None."""
+    suffix = Path(path).suffix.lower()
+    return next((name for name, suffixes in IMAGE_FORMATS.items() if suffix in suffixes), None)
+
+
+def can_write(fmt: str) -> bool:
+    """Whether this installation's Pillow writes ``fmt`` (AVIF and WebP need its codecs)."""
+    if fmt not in IMAGE_FORMATS:
+        return False
+    if fmt in ("avif", "webp"):
+        from PIL import features
+
+        return bool(features.check(fmt))
+    return True
+
+
+def image_bytes(array, fmt: str, quality: int | None = None) -> bytes:
+    """Encode a uint8 (H, W, 3) array as ``fmt`` (a key of IMAGE_FORMATS), with Pillow.
+
+    ``quality`` (1-100) applies to the lossy formats (LOSSY_FORMATS; default
+    DEFAULT_OUTPUT_QUALITY); the others are lossless and take none.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            image = ImageOps.exif_transpose(im)
-            if image is im:
-                image = im.copy()
-    except UnidentifiedImageError:
-        raise FileError(f"{path}: not an image (or a format Pillow cannot read)") from None
-    except Image.DecompressionBombError as exc:
-        raise FileError(f"{path}: {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
-            raise
-        raise FileError(f"{path}: damaged or unsupported image ({exc})") from None
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        if rgba.getextrema()[3][0] < 255:
-            raise FileError(f"{path}: has transparent pixels; neurocodec codes opaque images only "
-                           "(flatten it onto a background first)")
-        image = rgba.convert("RGB")
-    return image
-
-
-#: Formats ``neurocodec decode --format`` writes, and their file suffixes.
-OUTPUT_FORMATS = {"png": ".png", "bmp": ".bmp", "tiff": ".tiff", "ppm": ".ppm"}
-
-
-def image_bytes(array, fmt: str) -> bytes:
-    """Encode a uint8 (H, W, 3) array losslessly as ``fmt`` (a key of OUTPUT_FORMATS)."""
     import io
 
     from PIL import Image
 
+    options = {}
+    if fmt in LOSSY_FORMATS:
+        options["quality"] = DEFAULT_OUTPUT_QUALITY if quality is None else quality
+    elif quality is not None:
+        raise ValueError(f"{fmt} is lossless and takes no quality")
     buf = io.BytesIO()
-    Image.fromarray(array, "RGB").save(buf, format=fmt.upper())
+    Image.fromarray(array, "RGB").save(buf, format=fmt.upper(), **options)
     return buf.getvalue()
 
 

@@ -17,6 +17,11 @@ MAX_QUALITY = 8.0
 #: Quality used when none is given (the API, the CLI and collections).
 DEFAULT_QUALITY = 4
 
+class QualityTypeError(TypeError, ValueError):
+    """A quality given as a string (or bytes, or a bool) instead of a number. A TypeError,
+    and a ValueError as every other bad quality is."""
+
+
 _RANGE = f"[{MIN_QUALITY:g}, {MAX_QUALITY:g}]"
 
 
@@ -24,8 +29,12 @@ def check_quality(quality: Any) -> float:
     """Validate a quality (int or float in [1, 8]) and return it as float.
 
     Raises:
+      QualityTypeError (a TypeError and a ValueError): a string, bytes or a bool; give the
+        number itself, e.g. ``quality=4``.
       ValueError: not a number, NaN, or outside [1, 8].
     """
+    if isinstance(quality, (str, bytes, bool)):
+        raise QualityTypeError(f"quality must be a number in {_RANGE}, not a {type(quality).__name__} ({quality!r})")
     try:
         q = float(quality)
     except (TypeError, ValueError):

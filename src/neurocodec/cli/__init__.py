@@ -14,6 +14,7 @@ import argparse
 import sys
 import textwrap
 
+from ..files import DEFAULT_OUTPUT_QUALITY, LOSSY_FORMATS, OUTPUT_FORMATS
 from ..quality import DEFAULT_QUALITY, check_quality
 from ..train.command import add_arguments as add_train_arguments
 from ..train.config import defaults as train_defaults
@@ -59,6 +60,15 @@ def _quality(text: str) -> float:
         raise argparse.ArgumentTypeError(message) from None
 
 
+def _threads(text: str) -> int | str:
+    if text == "auto":
+        return text
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of threads >= 1, got {text!r}")
+    return value
+
+
 def _int(text: str) -> int:
     try:
         value = int(text)
@@ -77,12 +87,30 @@ def _add_debug(parser: argparse.ArgumentParser) -> None:
                         help="show a full traceback on errors")
 
 
-def _add_model_quality(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-m", "--model", metavar="NAME",
-                        help="shipped model to use (see 'neurocodec models'); default: the default model")
+def _add_model_quality(parser: argparse.ArgumentParser, weights: bool = False) -> None:
+    model = parser.add_mutually_exclusive_group() if weights else parser
+    model.add_argument("-m", "--model", metavar="NAME",
+                       help="model to use: a shipped one or one in a folder of NEUROCODEC_MODEL_PATH "
+                            "(see 'neurocodec models'); default: the default model")
+    if weights:
+        model.add_argument("--weights", metavar="FILE",
+                           help="use this weight file (e.g. from 'neurocodec train --export'); streams record "
+                                "the model name stored in it")
     parser.add_argument("-q", "--quality", type=_quality, metavar="Q",
                         help=f"rate-quality trade-off, a number in [1, 8]: 1 = smallest files, 8 = best "
                              f"quality; fractions are allowed (default: {DEFAULT_QUALITY})")
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=_threads, default="auto", metavar="N|auto",
+                        help="torch CPU threads: a number, or 'auto' (default): one per idle core of this "
+                             "process (cores less the load), at least 1, so a busy machine does not slow "
+                             "coding down")
+
+
+def _add_json(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help=f"print one JSON object per {what} on stdout instead of text")
 
 
 def _add_collection_options(parser: argparse.ArgumentParser) -> None:
@@ -147,52 +175,78 @@ def build_parser() -> argparse.ArgumentParser:
             files a progress bar is shown, a file that fails is reported and skipped, and
             the exit status is 1 if any failed.
 
-            Images are coded as 8-bit RGB (greyscale and palette images are converted; the
-            EXIF orientation is applied). Images with transparent pixels are refused."""),
+            IN may also be '-': the image is read from stdin, and the stream written to
+            stdout unless -o names a file ('-o -' writes to stdout too).
+
+            Images are coded as 8-bit RGB (neurocodec.codec.open_image, the loader of the
+            Python API too): the EXIF orientation is applied; greyscale, palette and CMYK
+            images are converted to RGB (a greyscale image decodes as RGB with three equal
+            channels); an alpha channel is dropped when every pixel is opaque, and images
+            with transparent pixels are refused; 16-bit images keep the high byte of each
+            sample (v >> 8, as Pillow reads 16-bit RGB PNGs)."""),
         epilog=_doc("""
             examples:
               neurocodec encode photo.png                      # -> photo.ncdc
               neurocodec encode photo.png -o small.ncdc -q 2   # smaller file, lower quality
               neurocodec encode photos/ -o compressed/         # a folder, tree kept under compressed/
-              neurocodec encode 'shots/*.jpg' --overwrite"""))
-    p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders or glob patterns")
+              neurocodec encode 'shots/*.jpg' --overwrite
+              neurocodec encode my.png --weights my-model.safetensors   # your own model
+              cat photo.jpg | neurocodec encode - > photo.ncdc"""))
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders or glob patterns; '-' for stdin")
     p.add_argument("-o", "--output", metavar="OUT",
-                   help="output file (one input file) or folder (several inputs, a folder or a pattern; "
-                        "created if missing, sub-folders kept)")
-    _add_model_quality(p)
+                   help="output file (one input file; '-' for stdout) or folder (several inputs, a folder or "
+                        "a pattern; created if missing, which is said on stderr; sub-folders kept)")
+    _add_model_quality(p, weights=True)
     p.add_argument("--bpp", type=float, metavar="X",
                    help="instead of --quality: find the quality whose file has X bits per pixel (searches; "
-                        "a target outside the model's range gives quality 1 or 8)")
+                        "a target outside the model's range gives quality 1 or 8, and a note says so)")
     p.add_argument("--psnr", type=float, metavar="DB",
-                   help="instead of --quality: find the quality whose reconstruction has this PSNR")
+                   help="instead of --quality: find the quality whose reconstruction has this PSNR "
+                        "(likewise)")
     p.add_argument("--effort", type=_int, default=0, metavar="N",
                    help="optimise each image's latents for N steps before coding: smaller files at equal "
                         "quality, much slower encoding; decoding is unchanged (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_threads(p)
+    _add_json(p, "file")
     _add_debug(p)
 
     # -- decode -------------------------------------------------------------------
     p = sub.add_parser(
         "decode", help="decompress .ncdc files to images", formatter_class=_Formatter,
         description=_doc("""
-            Decompress .ncdc streams to lossless image files (PNG by default).
+            Decompress .ncdc streams to image files (PNG by default).
 
-            IN may be files, folders (every .ncdc below them) or quoted glob patterns. The
-            model is read from each stream's header. By default the image is written next
-            to its input (img.ncdc -> img.png). The overwrite and atomic-write rules are
-            those of 'neurocodec encode'. A damaged or truncated stream is reported (exit
-            status 1) and no output is written for it."""),
+            IN may be files, folders (every .ncdc below them) or quoted glob patterns, or
+            '-' for a stream on stdin (the image then goes to stdout unless -o names a
+            file). The model is read from each stream's header. By default the image is
+            written next to its input (img.ncdc -> img.png). The overwrite and atomic-write
+            rules are those of 'neurocodec encode'. A damaged or truncated stream is
+            reported (exit status 1) and no output is written for it.
+
+            The format is the one -o's suffix names (.png, .jpg/.jpeg, .webp, .avif where
+            Pillow has AVIF, .ppm, .bmp, .tif/.tiff), or --format; a suffix that names no
+            format, or another format than --format, is refused. JPEG, WebP and AVIF are
+            lossy: --output-quality sets their quality. Decoded images are RGB."""),
         epilog=_doc("""
             examples:
               neurocodec decode photo.ncdc                 # -> photo.png
-              neurocodec decode photo.ncdc -o view.bmp     # format from the suffix
-              neurocodec decode compressed/ -o restored/ --format tiff"""))
-    p.add_argument("inputs", nargs="+", metavar="IN", help=".ncdc files, folders or glob patterns")
+              neurocodec decode photo.ncdc -o view.jpg --output-quality 95   # format from the suffix
+              neurocodec decode compressed/ -o restored/ --format tiff
+              neurocodec decode - --format png < photo.ncdc > photo.png"""))
+    p.add_argument("inputs", nargs="+", metavar="IN", help=".ncdc files, folders or glob patterns; '-' for stdin")
     p.add_argument("-o", "--output", metavar="OUT",
-                   help="output file (one input file) or folder (several inputs)")
-    p.add_argument("-f", "--format", choices=["png", "bmp", "tiff", "ppm"], default=None,
-                   help="image format to write (default: png, or the suffix of -o for one file)")
+                   help="output file (one input file; '-' for stdout) or folder (several inputs)")
+    p.add_argument("-f", "--format", choices=list(OUTPUT_FORMATS), default=None,
+                   help="image format to write (default: the suffix of -o for one file, else png)")
+    p.add_argument("--output-quality", type=_int, metavar="N",
+                   help=f"quality 1-100 of a lossy output format ({', '.join(LOSSY_FORMATS)}; "
+                        f"default: {DEFAULT_OUTPUT_QUALITY})")
+    p.add_argument("--weights", metavar="FILE",
+                   help="weight file to decode streams whose model this installation does not have")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_threads(p)
+    _add_json(p, "file")
     _add_debug(p)
 
     # -- encode-dir -------------------------------------------------------------------
@@ -252,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
               neurocodec decode-dir compressed/ restored/ --format tiff --engine ray"""))
     p.add_argument("src", metavar="SRC", help="folder of .ncdc files, or a list file (.txt, .lst, .jsonl)")
     p.add_argument("dst", metavar="DST", help="destination folder (created): images and manifest.jsonl")
-    p.add_argument("-f", "--format", choices=["png", "bmp", "tiff", "ppm"], default="png",
+    p.add_argument("-f", "--format", choices=list(OUTPUT_FORMATS), default="png",
                    help="image format to write (default: png)")
     _add_collection_options(p)
 
@@ -260,9 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "info", help="show what a .ncdc file contains", formatter_class=_Formatter,
         description=_doc("""
-            Show the header of a .ncdc stream: model and weight hash (and whether this
-            installation ships them), entropy coder, quality, image size, tiling, the
-            payload segments and their sizes, total size and bpp.
+            Show the header of a .ncdc stream: model and weight hash, the release of
+            neurocodec that shipped those weights (if one did) and where this installation
+            finds them (shipped, a folder of NEUROCODEC_MODEL_PATH, the decode-only weights
+            of an earlier release, or --weights), entropy coder, quality, image size,
+            tiling, the payload segments and their sizes, total size and bpp.
 
             Only the header has to be intact: a damaged or truncated payload is reported on
             the 'payload:' line, and the exit status is then 1. The image is not decoded."""),
@@ -271,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
               neurocodec info photo.ncdc
               neurocodec info photo.ncdc --json | python3 -m json.tool"""))
     p.add_argument("file", metavar="FILE", help="a .ncdc file")
+    p.add_argument("--weights", metavar="W", help="a weight file to check the stream's model against")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of text")
     _add_debug(p)
 
@@ -278,9 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "models", help="list the shipped models", formatter_class=_Formatter,
         description=_doc("""
-            List the models shipped with this installation: name, architecture, size,
-            weight hash (what streams record), description and training summary (steps,
-            CPU-hours) from the model card. The default model is marked with '*'."""),
+            List the models shipped with this installation, then those found in the folders
+            of the environment variable NEUROCODEC_MODEL_PATH (your own, e.g. from 'neurocodec
+            train --export'; marked '+', with their file): name, architecture, size, weight
+            hash (what streams record), description and training summary (steps, CPU-hours)
+            from the model card. The default model is marked with '*'. Does not load torch."""),
         epilog=_doc("""
             examples:
               neurocodec models
@@ -307,7 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("image", nargs="?", metavar="IMAGE", help="an image file")
     source.add_argument("--sample", action="store_true", help="use the built-in synthetic test picture")
-    _add_model_quality(p)
+    _add_model_quality(p, weights=True)
+    _add_threads(p)
+    _add_json(p, "image")
     _add_debug(p)
 
     # -- train ----------------------------------------------------------------------

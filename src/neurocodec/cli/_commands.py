@@ -1,4 +1,5 @@
-"""What each ``neurocodec`` subcommand does. Imported only once a command runs."""
+"""What each ``neurocodec`` subcommand does. Imported only once a command runs; torch is
+imported only by the commands that code images (``neurocodec models`` and ``info`` never)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,32 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import NeurocodecError
+from ..errors import NeurocodecError, UnknownModelError
 from ..files import (
     IMAGE_SUFFIXES,
+    LOSSY_FORMATS,
     OUTPUT_FORMATS,
     STREAM_SUFFIXES,
     OutputExistsError,
     OutputPlanError,
+    Source,
     atomic_write,
+    can_write,
     describe,
     expand_inputs,
+    format_of_suffix,
     image_bytes,
-    load_image,
+    missing_folder,
     one_line,
     plan_outputs,
 )
-from ..metrics import bits_per_pixel
+from ..metrics.rate import bits_per_pixel
 from ..quality import DEFAULT_QUALITY
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError, UsageError
 
 PROG = "neurocodec"
+#: The command-line name of stdin (as an input) and stdout (as ``-o``).
+STDIO = "-"
 
 
 # --------------------------------------------------------------------------- #
@@ -39,11 +46,30 @@ def error(message: str) -> None:
     print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
 
 
-def _make_codec(model: str | None, quality: float | None):
-    """A Codec for ``--model`` / ``--quality``; an unknown model is a usage error."""
-    import neurocodec
-    from neurocodec.errors import UnknownModelError
+def note(message: str) -> None:
+    """Print ``neurocodec: note: message`` on stderr (one line)."""
+    print(f"{PROG}: note: {one_line(message)}", file=sys.stderr)
 
+
+def _weights_codec(path: str, quality: float | None = None):
+    """A Codec of a weight file (``--weights``); a file that is no weight file is one line."""
+    import neurocodec
+
+    try:
+        return neurocodec.Codec(weights=path, quality=DEFAULT_QUALITY if quality is None else quality)
+    except OSError:
+        raise
+    except Exception as exc:  # safetensors' own errors, a missing field...: not a weight file
+        raise CLIError(f"--weights {path}: not a neurocodec weight file ({type(exc).__name__}: "
+                       f"{one_line(exc)})") from None
+
+
+def _make_codec(model: str | None, quality: float | None, weights: str | None = None):
+    """A Codec for ``--model`` / ``--weights`` / ``--quality``; an unknown model is a usage error."""
+    import neurocodec
+
+    if weights is not None:
+        return _weights_codec(weights, quality)
     try:
         return neurocodec.Codec(model, DEFAULT_QUALITY if quality is None else quality)
     except UnknownModelError as exc:
@@ -58,38 +84,73 @@ def _is_terminal(stream) -> bool:
 
 
 class _Progress:
-    """Prints per-file lines; with several files and stderr a terminal, also a tqdm bar."""
+    """Prints per-file lines (text or JSON); with several files and stderr a terminal, also
+    a tqdm bar of files; with one file, a bar of its tiles when it has several."""
 
-    def __init__(self, total: int, desc: str):
+    def __init__(self, total: int, desc: str, as_json: bool = False, report_to_stderr: bool = False):
         self.bar = None
-        if total > 1 and _is_terminal(sys.stderr):
+        self.tile_bar = None
+        self.desc = desc
+        self.as_json = as_json
+        self.out = sys.stderr if report_to_stderr else sys.stdout
+        self.interactive = _is_terminal(sys.stderr)
+        if total > 1 and self.interactive:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=desc, unit="file", file=sys.stderr, dynamic_ncols=True, leave=False)
 
-    def line(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.write(text, file=sys.stdout)
-        else:
-            print(text)
+    def tiles(self, done: int, total: int) -> None:
+        """The codec's per-tile callback: a bar of tiles for a single large image."""
+        if self.bar is not None or not self.interactive or total < 2:
+            return
+        if self.tile_bar is None:
+            from tqdm import tqdm
 
-    def error(self, message: str) -> None:
+            self.tile_bar = tqdm(total=total, desc=f"{self.desc} (tiles)", unit="tile", file=sys.stderr,
+                                 dynamic_ncols=True, leave=False, mininterval=0, miniters=1)
+        self.tile_bar.update(done - self.tile_bar.n)
+        if done >= total:
+            self.tile_bar.close()
+            self.tile_bar = None
+
+    def line(self, text: str, record: dict) -> None:
+        text = json.dumps(record) if self.as_json else text
+        if self.bar is not None:
+            self.bar.write(text, file=self.out)
+        else:
+            print(text, file=self.out, flush=True)
+
+    def error(self, message: str, record: dict | None = None) -> None:
         if self.bar is not None:
             self.bar.write(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
         else:
             error(message)
+        if self.as_json and record is not None:
+            self.line("", {**record, "error": one_line(message)})
+
+    def note(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(f"{PROG}: note: {one_line(message)}", file=sys.stderr)
+        else:
+            note(message)
 
     def step(self) -> None:
         if self.bar is not None:
             self.bar.update(1)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        for bar in (self.tile_bar, self.bar):
+            if bar is not None:
+                bar.close()
 
 
-def _collect(args_inputs: list[str], suffixes, what: str, output: str | None, out_suffix: str, progress_errors):
+def _collect(args_inputs: list[str], suffixes, what: str, output: str | None, out_suffix: str, progress_errors,
+             refuse=None):
     sources, missing = expand_inputs(args_inputs, suffixes, what)
+    if refuse is not None:  # inputs this command cannot take, each reported as a failed file
+        refused = [(source, refuse(source)) for source in sources]
+        missing += [message for _, message in refused if message]
+        sources = [source for source, message in refused if not message]
     for message in missing:
         progress_errors(message)
     try:
@@ -99,12 +160,76 @@ def _collect(args_inputs: list[str], suffixes, what: str, output: str | None, ou
     return pairs, len(missing)
 
 
+def _plan(args, suffixes, what: str, out_suffix: str, say=error, refuse=None
+          ) -> tuple[list[tuple[Source, Path | None]], int]:
+    """(source, output) pairs and the count of inputs that gave nothing. An output of None
+    is stdout; a source path of ``-`` is stdin (alone, and then stdout unless -o names a file)."""
+    if STDIO in args.inputs:
+        if len(args.inputs) > 1:
+            raise UsageError("'-' (stdin) must be the only input")
+        if args.output not in (None, STDIO) and Path(args.output).is_dir():
+            raise UsageError(f"-o {args.output}: a folder; with '-' (stdin) -o names a file")
+        pairs = [(Source(Path(STDIO)), None if args.output in (None, STDIO) else Path(args.output))]
+        failed = 0
+    elif args.output == STDIO:
+        pairs, failed = _collect(args.inputs, suffixes, what, None, out_suffix, say, refuse)
+        if len(pairs) + failed != 1:
+            raise UsageError(f"-o - (stdout) takes one input file, got {len(pairs) + failed}")
+        pairs = [(source, None) for source, _ in pairs]
+    else:
+        pairs, failed = _collect(args.inputs, suffixes, what, args.output, out_suffix, say, refuse)
+    if any(dest is None for _, dest in pairs) and _is_terminal(sys.stdout):
+        raise UsageError("will not write binary data to a terminal: redirect stdout, or give -o FILE")
+    return pairs, failed
+
+
+def _is_stdin(source: Source) -> bool:
+    return str(source.path) == STDIO
+
+
+def _label(source: Source) -> str:
+    return "stdin" if _is_stdin(source) else str(source.path)
+
+
+def _read(source: Source) -> bytes:
+    return sys.stdin.buffer.read() if _is_stdin(source) else source.path.read_bytes()
+
+
+class _Writer:
+    """Writes outputs (atomically, or to stdout), saying once per folder that it creates one."""
+
+    def __init__(self, overwrite: bool, say):
+        self.overwrite = overwrite
+        self.say = say
+        self.created: set[Path] = set()
+
+    def check(self, dest: Path | None) -> None:
+        """Fail before the work, not after."""
+        if dest is not None and not self.overwrite and dest.exists():
+            raise OutputExistsError(dest)
+
+    def write(self, dest: Path | None, data: bytes) -> None:
+        if dest is None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        folder = missing_folder(dest)
+        if folder is not None and folder not in self.created:
+            self.created.add(folder)
+            self.say(f"creating folder {folder}")
+        atomic_write(dest, data, self.overwrite)
+
+
+def _label_out(dest: Path | None) -> str:
+    return "stdout" if dest is None else str(dest)
+
+
 # --------------------------------------------------------------------------- #
 # encode / decode
 # --------------------------------------------------------------------------- #
 
 
-def cmd_encode(args) -> int:
+def _check_targets(args) -> None:
     targets = [name for name in ("quality", "bpp", "psnr") if getattr(args, name, None) is not None]
     if len(targets) > 1:
         raise UsageError(f"give only one of --quality, --bpp and --psnr (got {', '.join('--' + t for t in targets)})")
@@ -114,42 +239,108 @@ def cmd_encode(args) -> int:
             raise UsageError(f"--{name} must be a positive number, got {value}")
     if getattr(args, "effort", 0) and args.effort < 0:
         raise UsageError("--effort must be >= 0")
-    pairs, failed = _collect(args.inputs, IMAGE_SUFFIXES, "image", args.output, ".ncdc", error)
+
+
+def _target_note(args, quality: float, achieved: float) -> str | None:
+    """A note when a --bpp / --psnr target was out of reach, naming the quality used."""
+    from ..quality import MAX_QUALITY, MIN_QUALITY
+
+    if args.bpp is not None:
+        low, high, what, unit, value = achieved > args.bpp * 1.03, achieved < args.bpp / 1.03, "--bpp", "bpp", args.bpp
+    elif args.psnr is not None:
+        low, high, what, unit, value = achieved > args.psnr + 0.1, achieved < args.psnr - 0.1, "--psnr", "dB", args.psnr
+    else:
+        return None
+    if quality <= MIN_QUALITY and low:
+        side = "below"
+    elif quality >= MAX_QUALITY and high:
+        side = "above"
+    else:
+        return None
+    return (f"{what} {value:g} is {side} what this model reaches on this image; used quality {quality:g} "
+            f"({achieved:.4f} {unit})")
+
+
+def _already_a_stream(source: Source, data: bytes | None = None) -> str | None:
+    """The message for an input that is a .ncdc stream already (by its name, or its bytes)."""
+    from ..format import MAGIC
+
+    if source.path.suffix.lower() in STREAM_SUFFIXES or (data is not None and data.startswith(MAGIC)):
+        return f"{_label(source)}: already a .ncdc stream (decode it with 'neurocodec decode')"
+    return None
+
+
+def cmd_encode(args) -> int:
+    from .threads import torch_threads
+
+    _check_targets(args)
+    pairs, failed = _plan(args, IMAGE_SUFFIXES, "image", ".ncdc", refuse=_already_a_stream)
     if not pairs:
         return EXIT_FAILURE
-    codec = _make_codec(args.model, args.quality)
+    with torch_threads(args.threads) as (threads, _):
+        return _encode(args, pairs, failed, threads)
+
+
+def _encode(args, pairs, failed: int, threads: int) -> int:
+    import io
+
+    from ..codec import open_image, to_array
+    from ..format import read_header
+    from ..metrics import psnr as psnr_of
+
+    codec = _make_codec(args.model, args.quality, args.weights)
     single = len(pairs) == 1
-    progress = _Progress(len(pairs), "encode")
+    progress = _Progress(len(pairs), "encode", args.json, report_to_stderr=any(d is None for _, d in pairs))
+    writer = _Writer(args.overwrite, progress.note)
     total_bytes = total_pixels = done = 0
     try:
         for source, dest in pairs:
+            record = {"input": _label(source), "output": _label_out(dest)}
             try:
-                if not args.overwrite and dest.exists():  # fail before the work, not after
-                    raise OutputExistsError(dest)
-                image = load_image(source.path)
+                writer.check(dest)
+                raw = _read(source)
+                if _already_a_stream(source, raw):  # also under another name (the Pillow plugin reads them)
+                    raise CLIError(_already_a_stream(source, raw))
+                array = to_array(open_image(io.BytesIO(raw), name=_label(source)))
                 tic = time.perf_counter()
-                data = codec.compress(image, bpp=getattr(args, "bpp", None), psnr=getattr(args, "psnr", None),
-                                      effort=getattr(args, "effort", 0) or 0)
+                data, recon = codec.compress_with_reconstruction(array, bpp=args.bpp, psnr=args.psnr,
+                                                                 effort=args.effort or 0, progress=progress.tiles) \
+                    if args.psnr is not None else (codec.compress(array, bpp=args.bpp, effort=args.effort or 0,
+                                                                  progress=progress.tiles), None)
                 seconds = time.perf_counter() - tic
-                atomic_write(dest, data, args.overwrite)
+                writer.write(dest, data)
             except (CLIError, NeurocodecError, OSError) as exc:
                 if getattr(args, "debug", False):
                     raise
-                progress.error(describe(exc, source.path))
+                progress.error(describe(exc, _label(source)), record)
                 failed += 1
             else:
-                height, width = image.height, image.width
-                line = f"{source.path} -> {dest}: {len(data):,} bytes, {bits_per_pixel(len(data), height * width):.4f} bpp"
+                height, width = array.shape[:2]
+                bpp = bits_per_pixel(len(data), height * width)
+                quality = read_header(data).quality
+                record.update(bytes=len(data), bpp=round(bpp, 6), width=width, height=height, model=codec.name,
+                              quality=quality, seconds=round(seconds, 4), threads=threads)
+                line = f"{_label(source)} -> {_label_out(dest)}: {len(data):,} bytes, {bpp:.4f} bpp"
+                achieved = bpp
+                if args.psnr is not None:
+                    achieved = psnr_of(array, recon)
+                    record["psnr"] = round(achieved, 4)
+                if args.bpp is not None or args.psnr is not None:
+                    line += f", quality {quality:.3g}"
+                    message = _target_note(args, quality, achieved)
+                    record["target_reached"] = message is None
+                    if message:
+                        progress.note(f"{_label(source)}: {message}")
                 if single:
                     line += f", {seconds:.2f} s"
-                progress.line(line)
+                progress.line(line, record)
                 done += 1
                 total_bytes += len(data)
                 total_pixels += height * width
             progress.step()
     finally:
         progress.close()
-    if not single:
+    if not single and not args.json:
         summary = f"encoded {done} of {done + failed} files"
         if done:
             summary += f": {total_bytes:,} bytes, {bits_per_pixel(total_bytes, total_pixels):.4f} bpp overall"
@@ -157,50 +348,107 @@ def cmd_encode(args) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def cmd_decode(args) -> int:
+def _decode_format(args, file_output: Path | None) -> str:
+    """The format decode writes: -o's suffix (one output file), or --format, or png.
+    Contradictions, unknown suffixes and formats this Pillow cannot write are usage errors."""
     fmt = args.format
-    if fmt is None:
-        fmt = "png"
-        # "-o out.bmp" with a single input picks the format from the suffix
-        if args.output and len(args.inputs) == 1:
-            by_suffix = {s: f for f, s in OUTPUT_FORMATS.items()} | {".tif": "tiff"}
-            fmt = by_suffix.get(Path(args.output).suffix.lower(), "png")
-    pairs, failed = _collect(args.inputs, STREAM_SUFFIXES, ".ncdc", args.output, OUTPUT_FORMATS[fmt], error)
+    if file_output is not None:
+        named = format_of_suffix(file_output)
+        if named is None and fmt is None:
+            suffix = file_output.suffix or "(none)"
+            raise UsageError(f"-o {file_output}: its suffix {suffix} names no image format this command writes "
+                             f"({', '.join(OUTPUT_FORMATS)}); use such a suffix, or --format")
+        if named is not None and fmt is not None and named != fmt:
+            raise UsageError(f"--format {fmt} contradicts -o {file_output} (a {named} file name); "
+                             "drop one of them or make them agree")
+        fmt = fmt or named
+    fmt = fmt or "png"
+    if not can_write(fmt):
+        raise UsageError(f"this installation's Pillow cannot write {fmt.upper()}; choose another format")
+    q = args.output_quality
+    if q is not None:
+        if fmt not in LOSSY_FORMATS:
+            raise UsageError(f"--output-quality applies to the lossy formats ({', '.join(LOSSY_FORMATS)}); "
+                             f"{fmt} is lossless")
+        if not 1 <= q <= 100:
+            raise UsageError(f"--output-quality must be in [1, 100], got {q}")
+    return fmt
+
+
+def cmd_decode(args) -> int:
+    from .threads import torch_threads
+
+    # Plan once to learn whether -o names one output file, whose suffix then names the format.
+    quiet = lambda message: None  # noqa: E731 - the second plan reports the inputs
+    pairs, _ = (_plan(args, STREAM_SUFFIXES, ".ncdc", ".png", say=quiet) if args.output not in (None, STDIO)
+                else ([], 0))
+    file_output = pairs[0][1] if len(pairs) == 1 and pairs[0][1] == Path(args.output) else None
+    fmt = _decode_format(args, file_output)
+    pairs, failed = _plan(args, STREAM_SUFFIXES, ".ncdc", OUTPUT_FORMATS[fmt])
+    if file_output is not None:
+        pairs = [(pairs[0][0], file_output)]
     if not pairs:
         return EXIT_FAILURE
-    single = len(pairs) == 1
-    from neurocodec.codec import Codec
+    with torch_threads(args.threads) as (threads, _):
+        return _decode(args, pairs, failed, fmt, threads)
 
-    progress = _Progress(len(pairs), "decode")
+
+def _stream_codec(data: bytes, codecs: dict, weights: str | None):
+    """The codec of a stream's model; the --weights file where the stream's model is not found."""
+    from ..codec import Codec
+
+    try:
+        return Codec.for_stream(data, codecs)
+    except UnknownModelError as exc:
+        if weights is None:
+            raise
+        if "weights" not in codecs:
+            codecs["weights"] = _weights_codec(weights)
+        codec = codecs["weights"]
+        from ..format import read_header
+
+        header = read_header(data)
+        if header.weight_hash not in codec.info.stream_hashes:
+            raise CLIError(f"--weights {weights}: holds weights {codec.info.weight_hash.hex()}, the stream needs "
+                           f"model {header.model_id!r} with weights {header.weight_hash.hex()}") from exc
+        return codec
+
+
+def _decode(args, pairs, failed: int, fmt: str, threads: int) -> int:
+    single = len(pairs) == 1
+    progress = _Progress(len(pairs), "decode", args.json, report_to_stderr=any(d is None for _, d in pairs))
+    writer = _Writer(args.overwrite, progress.note)
     done = 0
     codecs: dict = {}
     try:
         for source, dest in pairs:
+            record = {"input": _label(source), "output": _label_out(dest)}
             try:
-                if not args.overwrite and dest.exists():  # fail before the work, not after
-                    raise OutputExistsError(dest)
-                data = source.path.read_bytes()
-                codec = Codec.for_stream(data, codecs)
+                writer.check(dest)
+                data = _read(source)
+                codec = _stream_codec(data, codecs, args.weights)
                 tic = time.perf_counter()
-                pixels = codec.decompress(data)
+                pixels = codec.decompress(data, progress=progress.tiles)
                 seconds = time.perf_counter() - tic
-                atomic_write(dest, image_bytes(pixels, fmt), args.overwrite)
+                writer.write(dest, image_bytes(pixels, fmt, args.output_quality))
             except (CLIError, NeurocodecError, OSError) as exc:
                 if getattr(args, "debug", False):
                     raise
-                progress.error(describe(exc, source.path))
+                progress.error(describe(exc, _label(source)), record)
                 failed += 1
             else:
                 height, width = pixels.shape[:2]
-                line = f"{source.path} -> {dest}: {width}x{height} pixels"
+                record.update(width=width, height=height, format=fmt, model=codec.name, seconds=round(seconds, 4),
+                              threads=threads)
+                line = f"{_label(source)} -> {_label_out(dest)}: {width}x{height} pixels"
                 if single:
                     line += f", {seconds:.2f} s"
-                progress.line(line)
+                progress.line(line, record)
                 done += 1
             progress.step()
     finally:
         progress.close()
-    if not single:
+    if not single and not args.json:
         print(f"decoded {done} of {done + failed} files")
     return EXIT_FAILURE if failed else EXIT_OK
 
@@ -273,21 +521,38 @@ def cmd_decode_dir(args) -> int:
 # info
 # --------------------------------------------------------------------------- #
 
+#: How ``neurocodec info`` and ``models`` name where a weight file comes from (zoo ModelInfo.origin).
+ORIGINS = {
+    "shipped": "shipped with this installation",
+    "search path": "found in NEUROCODEC_MODEL_PATH",
+    "legacy": "decode-only weights of an earlier release",
+    "file": "the --weights file",
+}
 
-def _model_status(name: str, weight_hash: bytes) -> tuple[bool, str]:
+
+def _model_status(name: str, weight_hash: bytes, weights: str | None = None) -> dict:
+    """Where this installation finds the weights a stream needs, and which release shipped them."""
     from neurocodec import zoo
-    from neurocodec.errors import UnknownModelError
 
+    release = zoo.release_of(name, weight_hash)
+    status = {"release": release, "model_available": False, "weights_origin": None, "weights_path": None}
     try:
-        info = zoo.model_info(name)
-    except UnknownModelError:
-        return False, "not shipped by this installation"
-    if info.weight_hash != weight_hash:
-        return False, f"this installation ships other weights ({info.weight_hash.hex()}); cannot decode"
-    return True, "shipped"
+        info = zoo.find_model(name, weight_hash)
+    except UnknownModelError as exc:
+        info = None
+        if weights is not None:
+            own = zoo.file_info(weights)
+            if weight_hash in own.stream_hashes:
+                info = own
+        if info is None:
+            status["model_status"] = one_line(exc)
+            return status
+    status.update(model_available=True, weights_origin=info.origin,
+                  weights_path=None if info.origin == "shipped" else str(info.path), model_status=ORIGINS[info.origin])
+    return status
 
 
-def stream_info(path: Path) -> dict:
+def stream_info(path: Path, weights: str | None = None) -> dict:
     """What ``neurocodec info`` reports about a file (raises CLIError if the header is unreadable)."""
     from neurocodec.format import read_layout, unpack
 
@@ -303,13 +568,11 @@ def stream_info(path: Path) -> dict:
         unpack(data)
     except NeurocodecError as exc:
         payload_error = one_line(exc)
-    shipped, status = _model_status(header.model_id, header.weight_hash)
     return {
         "file": str(path),
         "model": header.model_id,
         "weight_hash": header.weight_hash.hex(),
-        "model_available": shipped,
-        "model_status": status,
+        **_model_status(header.model_id, header.weight_hash, weights),
         "coder": header.coder,
         "quality": header.quality,
         "height": header.height,
@@ -347,7 +610,7 @@ def _segment_lines(info: dict) -> list[str]:
 
 
 def cmd_info(args) -> int:
-    info = stream_info(Path(args.file))
+    info = stream_info(Path(args.file), args.weights)
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK if info["payload_ok"] else EXIT_FAILURE
@@ -357,10 +620,19 @@ def cmd_info(args) -> int:
         rows, cols = info["tile_grid"]
         tiles = (f"{info['tiles']} (a grid of {rows} x {cols}, rows x columns; tiles of "
                  f"{info['tile_width']}x{info['tile_height']} pixels)")
+    release = (f"neurocodec {info['release']} shipped these weights" if info["release"]
+               else "no release shipped these weights (your own model, or a development build)")
+    weights = info["model_status"]
+    if info["weights_path"]:
+        weights += f" ({info['weights_path']})"
+    if not info["model_available"]:
+        weights = f"NOT AVAILABLE: {weights}"
     lines = [
         f"file:        {info['file']}",
-        f"model:       {info['model']} ({info['model_status']})",
+        f"model:       {info['model']}",
         f"weight hash: {info['weight_hash']}",
+        f"release:     {release}",
+        f"weights:     {weights}",
         f"coder:       {info['coder']}",
         f"quality:     {info['quality']:g}",
         f"size:        {info['width']}x{info['height']} pixels (width x height), {info['channels']} channels",
@@ -382,6 +654,7 @@ def cmd_info(args) -> int:
 
 
 def models_list() -> list[dict]:
+    """The models ``neurocodec models`` lists (reads cards and hashes only: no torch)."""
     from neurocodec import zoo
     from neurocodec.zoo.weights import hints_measured_for
 
@@ -391,6 +664,8 @@ def models_list() -> list[dict]:
         out.append({
             "name": m.name,
             "default": m.is_default,
+            "origin": m.origin,
+            "path": None if m.origin == "shipped" else str(m.path),
             "architecture": m.architecture,
             "description": m.description,
             "size_bytes": m.size_bytes,
@@ -412,8 +687,10 @@ def cmd_models(args) -> int:
         print("no models are shipped with this installation")
         return EXIT_FAILURE
     for m in models:
-        mark = "*" if m["default"] else " "
+        mark = "*" if m["default"] else ("+" if m["origin"] == "search path" else " ")
         print(f"{mark} {m['name']}  [{m['architecture']}]  {m['size_bytes'] / 1e6:.1f} MB  weights {m['weight_hash']}")
+        if m["path"]:
+            print(f"    file: {m['path']}")
         if m["description"]:
             print(f"    {one_line(m['description'])}")
         trained = []
@@ -424,7 +701,10 @@ def cmd_models(args) -> int:
         if trained:
             print(f"    trained: {', '.join(trained)}")
         print("    encoder: " + ("rate-distortion rounding (encoder hints)" if m["encoder_hints"] else "plain rounding"))
-    print("(* = default model)")
+    legend = "(* = default model"
+    if any(m["origin"] == "search path" for m in models):
+        legend += "; + = found in NEUROCODEC_MODEL_PATH"
+    print(legend + ")")
     return EXIT_OK
 
 
@@ -434,37 +714,52 @@ def cmd_models(args) -> int:
 
 
 def cmd_roundtrip(args) -> int:
+    from .threads import torch_threads
+
+    with torch_threads(args.threads) as (threads, _):
+        return _roundtrip(args, threads)
+
+
+def _roundtrip(args, threads: int) -> int:
     import numpy as np
 
-    import neurocodec
     from neurocodec.codec import to_array
     from neurocodec.metrics import psnr
 
     if args.sample:
         from .sample import sample_image
 
-        image = sample_image()
+        original = to_array(sample_image())
         label = "built-in sample (synthetic)"
     else:
-        path = Path(args.image)
-        image = load_image(path)
-        label = str(path)
-    codec = _make_codec(args.model, args.quality)
-    original = to_array(image)
+        original = to_array(Path(args.image))  # the loader of encode and of the API
+        label = str(args.image)
+    codec = _make_codec(args.model, args.quality, args.weights)
     height, width = original.shape[:2]
+    progress = _Progress(1, "roundtrip")
     tic = time.perf_counter()
-    data, reconstruction = codec.compress_with_reconstruction(original)
+    data, reconstruction = codec.compress_with_reconstruction(original, progress=progress.tiles)
     encode_s = time.perf_counter() - tic
     tic = time.perf_counter()
-    decoded = neurocodec.decompress(data)
+    decoded = codec.decompress(data, progress=progress.tiles)
     decode_s = time.perf_counter() - tic
+    progress.close()
     matches = bool(np.array_equal(decoded, reconstruction))
-    print(f"image:    {label}, {width}x{height} pixels")
-    print(f"model:    {codec.name}, quality {codec.quality:g}")
-    print(f"stream:   {len(data):,} bytes, {bits_per_pixel(len(data), height * width):.4f} bpp")
-    print(f"PSNR:     {psnr(original, decoded):.2f} dB")
-    print(f"time:     encode {encode_s:.2f} s, decode {decode_s:.2f} s")
-    print(f"decoded image equals the encoder's reconstruction: {'yes' if matches else 'NO'}")
+    bpp = bits_per_pixel(len(data), height * width)
+    quality = psnr(original, decoded)
+    if args.json:
+        print(json.dumps({"input": label, "width": width, "height": height, "model": codec.name,
+                          "quality": codec.quality, "bytes": len(data), "bpp": round(bpp, 6),
+                          "psnr": round(quality, 4) if np.isfinite(quality) else None,
+                          "encode_seconds": round(encode_s, 4), "decode_seconds": round(decode_s, 4),
+                          "threads": threads, "exact": matches}))
+    else:
+        print(f"image:    {label}, {width}x{height} pixels")
+        print(f"model:    {codec.name}, quality {codec.quality:g}")
+        print(f"stream:   {len(data):,} bytes, {bpp:.4f} bpp")
+        print(f"PSNR:     {quality:.2f} dB")
+        print(f"time:     encode {encode_s:.2f} s, decode {decode_s:.2f} s ({threads} thread{'s' if threads > 1 else ''})")
+        print(f"decoded image equals the encoder's reconstruction: {'yes' if matches else 'NO'}")
     if not matches:
         error("the decoder did not reproduce the encoder's reconstruction exactly (please report this)")
         return EXIT_FAILURE

@@ -120,10 +120,10 @@ class Worker:
 
     def _encode(self, task: Task):
         from ..codec import to_array
-        from ..files import atomic_write, load_image
+        from ..files import atomic_write
         from ..metrics import bits_per_pixel, psnr
 
-        array = to_array(load_image(Path(task.source)))
+        array = to_array(Path(task.source))  # the loader of the API and the CLI
         latents = None
         if self.spec.mode == LATENTS:
             data, reconstruction, latents = self._codec.compress_with_latents(array)
