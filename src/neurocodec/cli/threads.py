@@ -44,9 +44,9 @@ def auto_threads() -> tuple[int, str]:
         load = 0.0
     now = _runnable_others()
     busy = max(load, now or 0)
-    threads = max(1, min(cores, round(cores - busy)))
+    idle = max(0, min(cores, round(cores - busy)))
     runnable = "" if now is None else f", {now} other task{'s' if now != 1 else ''} runnable"
-    return threads, f"{threads} of {cores} cores idle (1-minute load average {load:.2f}{runnable})"
+    return max(1, idle), f"{idle} of {cores} cores idle (1-minute load average {load:.2f}{runnable}); at least 1 thread"
 
 
 def resolve(setting: int | str) -> tuple[int, str]:
