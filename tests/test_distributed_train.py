@@ -129,3 +129,25 @@ def test_distributed_launch_runs_torchrun_standalone(monkeypatch):
 
     monkeypatch.setattr(torchrun, "run", fail)
     assert distributed.launch(2, ["data", "run"]) == 1
+
+
+def test_cli_without_nproc_uses_the_idle_cores_and_says_so(tiny_folder: Path, tmp_path: Path, monkeypatch, capsys):
+    from neurocodec.cli import main
+    from neurocodec.train import distributed
+
+    calls = []
+    monkeypatch.setattr(distributed, "launch", lambda nproc, argv: calls.append((nproc, argv)) or 0)
+    monkeypatch.setattr(distributed, "idle_cores", lambda: (2, 2, 0.05))
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_folder), str(run), "--steps", "3", "--quiet"]) == 0
+    assert [nproc for nproc, _ in calls] == [2] and "--nproc" not in calls[0][1]
+    assert "processes: 2 (2 of 2 cores idle, 1-minute load average 0.05" in capsys.readouterr().out
+    # a busy machine: one process, in this one (the loop itself is stubbed out here)
+    import neurocodec.train
+
+    trained = []
+    monkeypatch.setattr(neurocodec.train, "train", lambda cfg, run_dir, **kw: trained.append(cfg) or run_dir)
+    monkeypatch.setattr(distributed, "idle_cores", lambda: (2, 1, 1.2))
+    assert main(["train", str(tiny_folder), str(run), "--steps", "3", "--quiet"]) == 0
+    assert len(calls) == 1 and len(trained) == 1
+    assert "processes: 1 (1 of 2 cores idle" in capsys.readouterr().out

@@ -35,6 +35,8 @@ RUN_OPTIONS: dict[str, tuple[str, str, dict]] = {
               "core (the output says how many and why)", {"metavar": "N", "type": int}),
     "device": ("--device", "cpu (processes talk over gloo) or cuda (one GPU per process, nccl; new runs default "
                "to --batch 32 --crop 256 there) (default: cpu)", {"choices": ("cpu", "cuda"), "default": "cpu"}),
+    "time_limit": ("--time-limit", "stop after the first step that ends S seconds into this invocation (the "
+                   "checkpoint is written; the same command resumes)", {"metavar": "S", "type": float}),
     "quiet": ("--quiet", "no progress bar", {"action": "store_true"}),
 }
 #: Defaults of a new run on a GPU where --batch / --crop are not given (more work per step).
@@ -145,6 +147,8 @@ def run_command(args, say: Callable[[str], Any] = print) -> int:
         raise TrainConfigError("export", "and {} go together: --export OUT.safetensors --name MODEL-NAME", ("name",))
     if args.name is not None and not _MODEL_NAME.fullmatch(args.name):
         raise TrainConfigError("name", f"{_shown(args.name)}: a model name is 1..64 characters of a-z 0-9 . _ -")
+    if getattr(args, "time_limit", None) is not None and not args.time_limit >= 0:
+        raise TrainConfigError("time_limit", f"must be a number of seconds >= 0, got {args.time_limit}")
     if args.nproc is not None and args.nproc < 1:
         raise TrainConfigError("nproc", f"must be at least 1, got {args.nproc}")
     data_dir = Path(args.data_dir)
@@ -196,7 +200,8 @@ def _train_here(args, cfg: TrainConfig, run: Path, say: Callable[[str], Any]) ->
             f"{cfg.steps:,} steps, batch {cfg.batch}, crop {cfg.crop}, {cfg.threads} thread(s)"
             + (f", {world} processes" if world > 1 else "") + (f", {note}" if note else ""))
     try:
-        checkpoint = package.train(cfg, run, progress=not args.quiet, device=args.device)
+        limit = {} if getattr(args, "time_limit", None) is None else {"time_limit": args.time_limit}
+        checkpoint = package.train(cfg, run, progress=not args.quiet, device=args.device, **limit)
     except KeyboardInterrupt:
         raise CommandFailed(f"interrupted; run the same command again to resume {run} from its last checkpoint",
                             code=130) from None

@@ -152,9 +152,6 @@ class TrainConfig:
                                        f"{_shown(' '.join(str(exc).split()))}") from None
         return self
 
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=2, default=list)
-
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
