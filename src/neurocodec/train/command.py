@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from ..format import MODEL_ID_PATTERN
 from .config import TrainConfig, TrainConfigError, _shown, defaults, flag_fields, parse_model_options
 
 #: Options of one invocation (not saved with the run): name -> (flag, help, argparse keywords).
@@ -41,7 +42,7 @@ RUN_OPTIONS: dict[str, tuple[str, str, dict]] = {
 }
 #: Defaults of a new run on a GPU where --batch / --crop are not given (more work per step).
 CUDA_DEFAULTS = {"batch": 32, "crop": 256}
-_MODEL_NAME = re.compile(r"[a-z0-9._-]{1,64}")
+_MODEL_NAME = re.compile(MODEL_ID_PATTERN)
 
 
 class CommandFailed(Exception):
