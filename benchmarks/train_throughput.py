@@ -2,7 +2,7 @@
 RD each precision reaches after equal CPU time. Writes the ``train-throughput`` section of
 docs/benchmarks.md and benchmarks/results/train_throughput.json.
 
-    python benchmarks/train_throughput.py --pause-pid-file /work/runs/ctx-v2.pid
+    python benchmarks/train_throughput.py --pause-pid-file RUN/train.pid
 
 Every run is the real command (``python -m neurocodec.train``: prefetching loop, torchrun for
 two processes) on the shipped default's architecture and options, warm-started from its
