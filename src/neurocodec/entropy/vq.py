@@ -41,7 +41,9 @@ towards cheap codewords (entropy-constrained VQ). Codewords are stored in units 
 coordinate's spread (set at seeding), so optimiser steps are relative to it. Dead
 codewords (not used over ``reseed_every`` training forwards, and all of them at the
 first forward that codes their codebook) are re-seeded from the current inputs, drawn
-with the torch generator (deterministic for a seed).
+from a local generator seeded from the training seed and step (deterministic for a seed;
+the global RNG is not touched). :mod:`neurocodec.train.kmeans_init` instead fits every
+codebook by k-means on a trained transform's latents before any training.
 
 **Coding face (exact).** Indexes are int32 symbols under static integer tables
 (:class:`~neurocodec.coding.IntTables`, 16 bits, built at export from the index
@@ -114,6 +116,7 @@ class MultiCodebookQuantizer(nn.Module):
         self.register_buffer("usage", torch.zeros(codebooks, codebook_size, dtype=torch.int64))
         self.register_buffer("forwards", torch.zeros((), dtype=torch.int64))
         self.register_buffer("seeded", torch.zeros(codebooks, dtype=torch.bool))
+        self.salt = 0   # set by CascadedVQ: its quantizers' re-seeding draws differ (not stored)
 
     # -- layout helpers ----------------------------------------------------------------
     def _flatten(self, x: torch.Tensor, m: int) -> torch.Tensor:
@@ -173,7 +176,7 @@ class MultiCodebookQuantizer(nn.Module):
         flat = self._flatten(x, m)
         coded = active.t().reshape(m, b, 1, 1).expand(m, b, h, w).reshape(m, b * h * w)
         if self.training:
-            self._reseed(flat.detach(), coded > 0)
+            self._reseed(flat.detach(), coded > 0, generator)
         codewords = self.codewords()
         logits = -self._distances(flat, m, codewords) * torch.exp(self.log_sharpness).view(m, 1, 1)
         if rate_proxy == "noise":
@@ -206,20 +209,31 @@ class MultiCodebookQuantizer(nn.Module):
         self.frequency.mul_(1.0 - rate).add_(rate * update)
         self.forwards += 1
 
+    def reseed_generator(self, generator: torch.Generator | None = None) -> torch.Generator:
+        """The local generator of a re-seeding check: seeded from the training seed (the
+        initial seed of ``generator``, or else of torch's global generator, which the trainer
+        seeds per step from its seed), this quantizer's ``salt`` and its forwards so far.
+        Reading an initial seed draws nothing, so re-seeding leaves every other random stream
+        (the global one, the Gumbel noise) as it was."""
+        base = generator.initial_seed() if generator is not None else torch.initial_seed()
+        mixed = (int(base) * 1_000_003 + int(self.salt) * 7_919 + int(self.forwards)) % (2**63 - 1)
+        return torch.Generator().manual_seed(mixed)
+
     @torch.no_grad()
-    def _reseed(self, flat: torch.Tensor, coded: torch.Tensor) -> None:
+    def _reseed(self, flat: torch.Tensor, coded: torch.Tensor, generator: torch.Generator | None = None) -> None:
         """Dead-code re-seeding, in the training face.
 
         Every ``reseed_every`` training forwards, the codewords of codebook m that no coded
         sub-vector used since its last check are replaced by random current inputs of that
-        codebook (drawn with the torch generator, plus a little noise so copies of one input
-        differ) and given a 1/K share of the index distribution (the moving average then
+        codebook (drawn from a local generator, :meth:`reseed_generator`, never the global
+        one; plus a little noise so copies of one input differ) and given a 1/K share of the index distribution (the moving average then
         renormalises it). A codebook not seeded yet is checked at every forward until some
         sample codes it: all its codewords are then dead, so this is a data-dependent
         initialisation, which also sets its ``spread`` and its sharpness from the inputs.
 
         Args:
           flat: float32 (M, N, d) inputs; coded: bool (M, N), which of them are coded.
+          generator: the forward's generator (only its initial seed is read).
         """
         if self.reseed_every == 0:
             return
@@ -227,17 +241,18 @@ class MultiCodebookQuantizer(nn.Module):
         if not window and bool(self.seeded.all()):
             return
         k = self.codebook_size
+        local = self.reseed_generator(generator)
         for m in range(self.codebooks):
             pool = flat[m][coded[m]]
             if not (window or not self.seeded[m]) or pool.shape[0] == 0:
                 continue
             dead = torch.nonzero(self.usage[m] == 0).squeeze(1)
             if dead.numel():
-                pick = torch.randint(pool.shape[0], (dead.numel(),))
+                pick = torch.randint(pool.shape[0], (dead.numel(),), generator=local)
                 spread = pool.std(dim=0, unbiased=False) if pool.shape[0] > 1 else pool.abs().mean(0)
                 if not self.seeded[m]:  # the codebook's coordinates are in units of this spread
                     self.spread[m] = spread.clamp_min(1e-3 * float(spread.max()) + 1e-8)
-                noise = torch.randn(dead.numel(), self.dim) * (RESEED_SPREAD * spread + 1e-6)
+                noise = torch.randn(dead.numel(), self.dim, generator=local) * (RESEED_SPREAD * spread + 1e-6)
                 self.codebook[m, dead] = (pool[pick] + noise) / self.spread[m]
                 self.frequency[m, dead] = float(self.frequency[m].sum()) / k
                 if not self.seeded[m]:
@@ -393,6 +408,8 @@ class CascadedVQ(EntropyModel):
             MultiCodebookQuantizer(fine_codebooks, codebook_size, c // fine_codebooks, reseed_every)
             for _ in range(fine_stages)
         ])
+        for i, quantizer in enumerate(self.quantizers):
+            quantizer.salt = i
         self.register_buffer("order", torch.tensor(order, dtype=torch.int64), persistent=False)
         self.register_buffer("inverse_order", torch.argsort(torch.tensor(order)), persistent=False)
         self.latent_multiple = max(strides, default=1)
