@@ -5,7 +5,8 @@ and dead-code re-seeding's own random stream (``entropy/vq.py``).
   whose streams round-trip exactly at every rate, with bpp and PSNR rising with rate;
 * the transform is the parent's (same parameters), the latent scale its gain;
 * k-means draws only from the generator it is given;
-* re-seeding leaves torch's global RNG untouched and is deterministic for a seed;
+* re-seeding leaves torch's global RNG untouched, is deterministic for a seed, and keeps
+  fitted codebooks at the first training forward;
 * the CLI writes a loadable weight file whose card has no machine-local path.
 """
 
@@ -153,6 +154,19 @@ def test_reseeding_leaves_the_global_rng_alone():
     assert torch.equal(_reseeded(None)[0], first)
     assert torch.equal(_reseeded(7)[0], first_gen)
     assert not torch.equal(_reseeded(8)[0], first_gen)
+
+
+def test_training_keeps_the_fitted_codebooks(fitted):
+    """The first training forward after loading k-means codebooks (an empty re-seeding
+    window) re-seeds nothing."""
+    from neurocodec.zoo import load_weights
+
+    model = load_weights(fitted)
+    before = [q.codebook.detach().clone() for q in model.entropy_model.quantizers]
+    model.train()
+    x = torch.from_numpy(np.stack([_image(20 + i) for i in range(2)])).permute(0, 3, 1, 2).float() / 255.0
+    model(x, torch.full((2,), 8.0), "round")
+    assert all(torch.equal(a, q.codebook.detach()) for a, q in zip(before, model.entropy_model.quantizers))
 
 
 def test_cli_writes_a_loadable_weight_file(parent, data, tmp_path):

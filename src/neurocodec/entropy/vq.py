@@ -227,7 +227,9 @@ class MultiCodebookQuantizer(nn.Module):
         sub-vector used since its last check are replaced by random current inputs of that
         codebook (drawn from a local generator, :meth:`reseed_generator`, never the global
         one; plus a little noise so copies of one input differ) and given a 1/K share of the index distribution (the moving average then
-        renormalises it). A codebook not seeded yet is checked at every forward until some
+        renormalises it); a seeded codebook whose window saw no coded sub-vector is left
+        alone (so fitted codebooks, e.g. by k-means, survive the first training forward). A
+        codebook not seeded yet is checked at every forward until some
         sample codes it: all its codewords are then dead, so this is a data-dependent
         initialisation, which also sets its ``spread`` and its sharpness from the inputs.
 
@@ -246,8 +248,12 @@ class MultiCodebookQuantizer(nn.Module):
             pool = flat[m][coded[m]]
             if not (window or not self.seeded[m]) or pool.shape[0] == 0:
                 continue
+            # a seeded codebook that no coded sub-vector reached in this window (the first
+            # forward after loading fitted codebooks, a unit no sample drew) has no evidence
+            # of dead codewords: it is left as it is
+            evidence = not self.seeded[m] or bool(self.usage[m].any())
             dead = torch.nonzero(self.usage[m] == 0).squeeze(1)
-            if dead.numel():
+            if dead.numel() and evidence:
                 pick = torch.randint(pool.shape[0], (dead.numel(),), generator=local)
                 spread = pool.std(dim=0, unbiased=False) if pool.shape[0] > 1 else pool.abs().mean(0)
                 if not self.seeded[m]:  # the codebook's coordinates are in units of this spread
