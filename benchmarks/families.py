@@ -156,7 +156,9 @@ def main(argv=None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         from dataclasses import asdict
 
-        out.write_text(json.dumps({k: {**r, "curves": {c: [asdict(p) for p in v] for c, v in r["curves"].items()}}
+        portable = {"kodak": "../shared/data/kodak", "dev": "development set (benchmarks/data/devset.txt)"}
+        out.write_text(json.dumps({k: {**r, "folder": portable[k],
+                                       "curves": {c: [asdict(p) for p in v] for c, v in r["curves"].items()}}
                                    for k, r in results.items()}, indent=1, default=str))
     return 0
 
