@@ -21,6 +21,7 @@ card = {
     "command": "docs/training/block-context/: train_ctx.py (probe), train_ctx_v2.py (v2), ship_v2.py (this export)",
     "total_cpu_hours": round(default_hours + probe_hours + run_hours, 3),
     "added_cpu_hours": round(probe_hours + run_hours, 3),
+    "total_steps": 90600 + 4000 + read_log(run / "log.jsonl")[-1]["step"],  # default + probe + this run
     "kodak_rd": "docs/benchmarks.md, 'Shipped models' (python benchmarks/families.py)",
 }
 digest = export_run(run, out, "block-context-mse",
