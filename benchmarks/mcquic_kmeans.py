@@ -9,7 +9,7 @@ rate, and coding time against the context model, in one run.
   and the default, at quality 4; codecs in alternating rounds in one process; medians of
   the rounds; ratios are the shipped context model's time over each codec's.
 
-    python benchmarks/mcquic_kmeans.py /work/runs/mcquic-kmeans.safetensors --images 4 --rounds 3
+    python benchmarks/mcquic_kmeans.py MCQUIC.safetensors --images 4 --rounds 3
 """
 
 from __future__ import annotations
