@@ -54,22 +54,14 @@ def model_facts(name: str) -> dict:
     return {"params": params, "cpu_hours": hours}
 
 
-def bd_against(points, reference) -> float | None:
-    from neurocodec.metrics import bd_rate
-
-    try:
-        return bd_rate([p.bpp for p in reference], [p.psnr for p in reference],
-                       [p.bpp for p in points], [p.psnr for p in points])
-    except ValueError:  # no overlapping PSNR range
-        return None
-
-
 def rising(points) -> bool:
     """PSNR and bpp both strictly increase with quality."""
     return all(b.bpp > a.bpp and b.psnr > a.psnr for a, b in zip(points, points[1:]))
 
 
 def table(result: dict, default: str, facts: dict, with_vtm: bool) -> list[str]:
+    from neurocodec.bench.suite import bd_or_none
+
     curves, bd = result["curves"], result["bd"]
 
     refs = ["default", *[c for c in CLASSICAL if c in curves]] + (["VTM (published)"] if with_vtm else [])
@@ -87,7 +79,7 @@ def table(result: dict, default: str, facts: dict, with_vtm: bool) -> list[str]:
         if label not in facts:
             continue
         points = curves[label]
-        row = [label, "—" if label == default else cell(bd_against(points, base))]
+        row = [label, "—" if label == default else cell(bd_or_none(points, base))]
         row += [cell(bd[label].get(r)) for r in refs[1:]]
         enc = statistics.median(p.enc_s for p in points) / base_enc
         dec = statistics.median(p.dec_s for p in points) / base_dec

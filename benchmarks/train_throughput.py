@@ -158,13 +158,10 @@ def _finish(proc: subprocess.Popen) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _log(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-
-
 def speed(args, common: list[str], work: Path) -> list[dict]:
     """Steps/s of each configuration, two runs each in A B C D D C B A order."""
     from neurocodec.train.data import find_images
+    from neurocodec.train.export import read_log
 
     subset = work / "speed-images"
     subset.mkdir(exist_ok=True)
@@ -180,7 +177,7 @@ def speed(args, common: list[str], work: Path) -> list[dict]:
         proc = _train(args, common, run, precision, nproc,
                       ["--steps", str(args.steps), "--log-every", str(args.log_every), "--checkpoint-every", "100000"])
         _finish(proc)
-        rows = _log(run)
+        rows = read_log(run / "log.jsonl")
         for a, b in zip(rows, rows[1:]):
             if a["step"] >= args.skip:
                 windows[(precision, nproc)].append((b["step"] - a["step"]) / (b["seconds"] - a["seconds"]))
@@ -198,6 +195,8 @@ def speed(args, common: list[str], work: Path) -> list[dict]:
 
 def rd_training(args, common: list[str], work: Path) -> dict:
     """fp32 and bf16 side by side, one core each, for the same wall time."""
+    from neurocodec.train.export import read_log
+
     procs = {}
     for precision in ("fp32", "bf16"):
         run = work / f"rd-{precision}"
@@ -207,7 +206,7 @@ def rd_training(args, common: list[str], work: Path) -> dict:
     runs = {}
     for precision, (run, proc) in procs.items():
         cpu = _finish(proc)
-        last = _log(run)[-1]
+        last = read_log(run / "log.jsonl")[-1]
         runs[precision] = {"run": str(run), "steps": last["step"], "train_seconds": last["seconds"],
                            "process_cpu_seconds": round(cpu, 1), "data_wait": last["data_wait"]}
     return runs

@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 #: Bottom to top. A module may import the layers below its own and its own package;
 #: packages side by side in one layer do not import each other.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("shared", {"errors", "quality"}),  # exceptions and the quality scale: importable by all, import nothing
+    ("shared", {"errors", "quality", "lazy"}),  # exceptions, the quality scale, lazy attributes: importable by all, import nothing of ours
     ("metrics", {"metrics"}),
     ("coding", {"coding"}),
     ("entropy", {"entropy"}),

@@ -210,12 +210,16 @@ class Codec:
                  limits: Limits | None = None, weights: str | None = None):
         from . import zoo
 
-        if weights is not None:
-            self.info = zoo.file_info(weights)
-            self.model = zoo.load_weights(self.info.path)
-        else:
-            self.info = zoo.model_info(model_name)
-            self.model = zoo.load_model_file(self.info.path)
+        self._bind(zoo.file_info(weights) if weights is not None else zoo.model_info(model_name), quality, coder,
+                   limits)
+
+    def _bind(self, info, quality: float, coder: str, limits: Limits | None) -> None:
+        from . import zoo
+
+        self.info = info
+        # A file the caller names may be rewritten between calls (a training run): loaded afresh.
+        # Zoo files (shipped, NEUROCODEC_MODEL_PATH, decode-only) are loaded once per process.
+        self.model = zoo.load_weights(info.path) if info.origin == "file" else zoo.load_model_file(info.path)
         self.quality = check_quality(quality)
         self.coder = coder
         self.limits = limits
@@ -252,10 +256,9 @@ class Codec:
         shipped, on NEUROCODEC_MODEL_PATH, or the decode-only weights of an earlier release."""
         from .zoo import find_model
 
-        info = find_model(model_id, weight_hash)
-        if info.origin == "shipped":
-            return cls(info.name, limits=limits)
-        return cls(weights=info.path, limits=limits)
+        codec = cls.__new__(cls)  # bound to the info find_model found: no second search of the zoo
+        codec._bind(find_model(model_id, weight_hash), DEFAULT_QUALITY, "cpu", limits)
+        return codec
 
     @property
     def name(self) -> str:
@@ -473,12 +476,12 @@ class Codec:
         tiles = tile_grid(header.height, header.width, header.tile_height, header.tile_width)
         out = np.empty((header.height, header.width, 3), dtype=np.uint8)
         m = self.model.pad_multiple
+        backend = decoding_backend(header.coder)  # depends on the header only, not on the tile
         with torch.inference_mode():
             for i, (top, left, h, w) in enumerate(tiles):
                 shape = (_padded(h, m), _padded(w, m))
                 try:
-                    x_hat = self.model.decompress(segments[per_tile * i:per_tile * (i + 1)], shape, quality,
-                                                  decoding_backend(header.coder))
+                    x_hat = self.model.decompress(segments[per_tile * i:per_tile * (i + 1)], shape, quality, backend)
                 except FormatError:
                     raise
                 except Exception as exc:  # a stream that passed its CRCs but decodes to nonsense

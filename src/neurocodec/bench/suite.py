@@ -43,7 +43,8 @@ def beats_reference(test: Sequence[RDPoint], reference: Sequence[RDPoint]) -> li
     return out
 
 
-def _bd(test: Sequence[RDPoint], ref: Sequence[RDPoint]) -> float | None:
+def bd_or_none(test: Sequence[RDPoint], ref: Sequence[RDPoint]) -> float | None:
+    """BD-rate of ``test`` against ``ref`` in %, or None where their PSNR ranges do not overlap."""
     try:
         return bd_rate([p.bpp for p in ref], [p.psnr for p in ref], [p.bpp for p in test], [p.psnr for p in test])
     except ValueError:
@@ -102,7 +103,7 @@ def run_suite(folder: str | Path, models: Sequence[str | None] = (None,), classi
             except ValueError:
                 pass
     references = [r for r in ("JPEG", "WebP", "AVIF", "VTM (published)", "BPG (published)") if r in curves]
-    bd = {label: {ref: _bd(curves[label], curves[ref]) for ref in references if ref != label} for label in curves}
+    bd = {label: {ref: bd_or_none(curves[label], curves[ref]) for ref in references if ref != label} for label in curves}
     beats = {name: beats_reference(curves[name], curves["JPEG"]) for name in curves if name in mismatches and "JPEG" in curves}
     result = {"curves": curves, "bd": bd, "beats_jpeg": beats, "mismatches": mismatches, "measured": measured,
               "images": len(imgs), "folder": str(folder), "seconds": round(time.time() - started, 1),

@@ -299,8 +299,9 @@ def _encode(args, pairs, failed: int, threads: int) -> int:
             try:
                 writer.check(dest)
                 raw = _read(source)
-                if _already_a_stream(source, raw):  # also under another name (the Pillow plugin reads them)
-                    raise CLIError(_already_a_stream(source, raw))
+                already = _already_a_stream(source, raw)  # also under another name (the Pillow plugin reads them)
+                if already:
+                    raise CLIError(already)
                 array = to_array(open_image(io.BytesIO(raw), name=_label(source)))
                 tic = time.perf_counter()
                 data, recon = codec.compress_with_reconstruction(array, bpp=args.bpp, psnr=args.psnr,

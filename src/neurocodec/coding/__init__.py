@@ -54,6 +54,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ..lazy import lazy_attributes
 from .backends import BACKENDS, CONTAINER_CODERS, Backend, backends_reading, container_coder
 
 if TYPE_CHECKING:
@@ -66,15 +67,8 @@ __all__ = ["BACKENDS", "CONTAINER_CODERS", "Backend", "CpuRangeCoder", "IntTable
 
 # These import numpy and constriction, so they load on first use: the format layer reads
 # the coder table (.backends) through this package and must stay free of both.
-_LAZY = {"IntTables": "tables", "build_tables": "tables", "CpuRangeCoder": "cpu", "LaneCoder": "lanes"}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"IntTables": "tables", "build_tables": "tables", "CpuRangeCoder": "cpu",
+                                         "LaneCoder": "lanes"})
 
 
 _instances: dict = {}

@@ -6,8 +6,12 @@ no other layer.
 >>> from neurocodec.metrics import bits_per_pixel, psnr, ms_ssim, bd_rate, bd_psnr
 """
 
-from .bjontegaard import bd_psnr, bd_rate
-from .quality import MS_SSIM_WEIGHTS, ms_ssim, psnr
+from ..lazy import lazy_attributes
 from .rate import bits_per_pixel
+
+# bits_per_pixel is stdlib only and used by light commands (cli info, collections); the rest
+# needs numpy / scipy, so it loads on first use.
+__getattr__ = lazy_attributes(__name__, {"bd_psnr": "bjontegaard", "bd_rate": "bjontegaard",
+                                         "MS_SSIM_WEIGHTS": "quality", "ms_ssim": "quality", "psnr": "quality"})
 
 __all__ = ["bits_per_pixel", "psnr", "ms_ssim", "bd_rate", "bd_psnr", "MS_SSIM_WEIGHTS"]

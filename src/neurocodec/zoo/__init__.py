@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnknownModelError
-from .weights import (decoding_digest, export_weights, load_state_into, load_weights, read_metadata, weight_hash,
+from ..format import weight_hash_of
+from .weights import (decoding_digest_of, export_weights, load_state_into, load_weights, read_metadata, weight_hash,
                       write_encoder_hints)
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -75,11 +76,12 @@ def _info(path: Path, origin: str) -> ModelInfo:
 @lru_cache(maxsize=None)
 def _info_cached(path: Path, mtime_ns: int, size: int, origin: str) -> ModelInfo:  # keyed on mtime: files may be replaced
     meta = read_metadata(path)
-    own = weight_hash(path)
+    data = path.read_bytes()  # read once: the hash and, for released models, the decoding digest
+    own = weight_hash_of(data)
     name = path.stem if origin == "shipped" else (meta.get("name") or path.stem)
     return ModelInfo(name=name, architecture=meta["architecture"], description=meta.get("description", ""),
                      weight_hash=own, path=path, size_bytes=size, card=meta["card"], origin=origin,
-                     stream_hashes=frozenset({own} | _released_aliases(name, path)))
+                     stream_hashes=frozenset({own} | _released_aliases(name, data)))
 
 
 @lru_cache(maxsize=1)
@@ -97,12 +99,13 @@ def release_of(name: str, hash_: bytes) -> str | None:
     return None
 
 
-def _released_aliases(name: str, path: Path) -> set[bytes]:
-    """Hashes of released weights of ``name`` that decode exactly as ``path`` (same digest)."""
+def _released_aliases(name: str, data: bytes) -> set[bytes]:
+    """Hashes of released weights of ``name`` that decode exactly as the weight file ``data``
+    (same decoding digest)."""
     entries = [r["models"][name] for r in releases() if name in r["models"]]
     if not entries:
         return set()
-    digest = decoding_digest(path)
+    digest = decoding_digest_of(data)
     return {bytes.fromhex(e["hash"]) for e in entries if e["digest"] == digest}
 
 
@@ -137,7 +140,10 @@ def model_info(name: str | None = None) -> ModelInfo:
     """Info of model ``name`` (None = the default): shipped first, then ``NEUROCODEC_MODEL_PATH``.
     Unknown names raise UnknownModelError."""
     name = DEFAULT_MODEL if name is None else name
-    for info in list_models():
+    shipped = WEIGHTS_DIR / f"{name}.safetensors"
+    if shipped.is_file():  # shipped models come first: no need to read the others
+        return _info(shipped, "shipped")
+    for info in _user_models():
         if info.name == name:
             return info
     known = ", ".join(m.name for m in list_models()) or "none"

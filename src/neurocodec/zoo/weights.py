@@ -46,10 +46,14 @@ def decoding_digest(path: str | Path) -> str:
     """SHA-256 (hex) of what decoding depends on in a weight file: every tensor's name,
     dtype, shape and bytes, and the architecture and config. Two files with the same digest
     decode every stream identically, whatever their cards say (see ``zoo/releases.json``)."""
+    return decoding_digest_of(Path(path).read_bytes())
+
+
+def decoding_digest_of(data: bytes) -> str:
+    """:func:`decoding_digest` of a weight file's bytes."""
     import hashlib
     import struct
 
-    data = Path(path).read_bytes()
     (length,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + length])
     meta = header.pop("__metadata__", {})
