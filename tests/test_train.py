@@ -442,3 +442,22 @@ def test_channels_last_transforms_give_the_same_step():
         # "round": no noise (rand_like follows the memory format, so noise would differ)
         losses.append(float(rd_loss(model, x, torch.tensor([2.0, 5.0]), rate_proxy="round")["loss"].detach()))
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_scales_flag_parses_and_travels_to_the_torchrun_processes():
+    import argparse
+
+    from neurocodec.train.command import add_arguments, config_from_args, torchrun_argv
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)  # DATA_DIR RUN_DIR included
+    args = parser.parse_args(["d", "r", "--scales", "0.5,0.75,1", "--fresh-only", "--init-from", "w",
+                              "--architecture", "block-region"])
+    assert args.scales == (0.5, 0.75, 1.0)
+    argv = torchrun_argv(args)
+    assert argv[argv.index("--scales") + 1] == "0.5,0.75,1.0" and "--fresh-only" in argv
+    again = parser.parse_args(argv)
+    cfg = config_from_args(again)
+    assert cfg.scales == (0.5, 0.75, 1.0) and cfg.fresh_only
+    with pytest.raises(SystemExit):
+        parser.parse_args(["d", "r", "--scales", "half"])

@@ -194,3 +194,43 @@ def test_train_warm_starts_from_the_shipped_weights(architecture, tmp_path):
     for key in ("log_gain", "synthesis_modulation", "entropy_model.hyper_synthesis.layers.2.bias"):
         assert float((model.state_dict()[key] - shipped[key]).abs().max()) < 0.01, key
         assert float((start[key] - shipped[key]).abs().max()) > 0.1, key
+
+
+@pytest.mark.parametrize("architecture", ("block-region", "block-context"))
+def test_fresh_only_trains_the_additions_and_leaves_the_loaded_weights_as_they_are(architecture, tmp_path):
+    """``--fresh-only``: the family's additions move, every parameter loaded from --init-from
+    keeps its value bit for bit."""
+    from PIL import Image
+
+    from neurocodec.train import TrainConfig, train
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(image(48, 64, i)).save(folder / f"img{i}.png")
+    cfg = TrainConfig(data=str(folder), architecture=architecture, model_config=_shipped_config(),
+                      init_from=str(SHIPPED), steps=2, batch=1, crop=32, scales=(1.0,), log_every=1,
+                      checkpoint_every=1, rate_proxy="round", seed=3, precision="fp32", fresh_only=True)
+    trained = []
+    train(cfg, tmp_path / "run", progress=False, on_step=lambda step, model: trained.append(model))
+    model = trained[-1]
+    start = ARCHITECTURES[architecture](**_shipped_config())
+    from neurocodec.zoo import load_state_into
+
+    load_state_into(start, load_weights(SHIPPED).state_dict())
+    fresh = tuple(model.warm_start_fresh)
+    moved = [k for k, v in model.state_dict().items() if k.startswith(fresh) and not torch.equal(v, start.state_dict()[k])]
+    assert moved, "no fresh parameter was trained"
+    for key, value in model.state_dict().items():
+        if not key.startswith(fresh) and value.is_floating_point():
+            assert torch.equal(value, start.state_dict()[key]), key
+
+
+def test_fresh_only_is_refused_where_it_leaves_nothing_to_train():
+    from neurocodec.train import TrainConfig
+    from neurocodec.train.config import TrainConfigError
+
+    with pytest.raises(TrainConfigError, match="fresh_only leaves nothing to train"):
+        TrainConfig(data="x", architecture="block-hyperprior", init_from=str(SHIPPED), fresh_only=True).validate()
+    with pytest.raises(TrainConfigError, match="fresh_only needs init_from"):
+        TrainConfig(data="x", architecture="block-region", fresh_only=True).validate()

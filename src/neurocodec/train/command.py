@@ -133,6 +133,8 @@ def torchrun_argv(args) -> list[str]:
         value = getattr(args, dest, None)
         if value is True:
             argv.append(flag)
+        elif isinstance(value, tuple):
+            argv += [flag, ",".join(map(str, value))]
         elif value is not None and value is not False:
             argv += [flag, str(value)]
     for option in getattr(args, "model_option", None) or ():

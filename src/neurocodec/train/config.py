@@ -14,6 +14,7 @@ need the models (architecture names, model options) import them when they run.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from dataclasses import MISSING, dataclass, field, fields
@@ -58,6 +59,14 @@ def option(default: Any = MISSING, help: str = "", flag: str | None = None, **ar
     return field(default=default, metadata=meta)
 
 
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``"0.5,0.75,1"`` -> ``(0.5, 0.75, 1.0)`` (the range check is :meth:`TrainConfig.validate`'s)."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers, got {text!r}") from None
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (saved as the run's config.json).
@@ -83,7 +92,9 @@ class TrainConfig:
     batch: int = option(8, "crops per step (the global batch: split evenly over the processes)", "--batch",
                         metavar="N", type=int)
     crop: int = option(128, "crop side in pixels", "--crop", metavar="PX", type=int)
-    scales: tuple = option((0.5, 0.75), "each training image is also kept at these scale factors (Lanczos)")
+    scales: tuple = option((0.5, 0.75), "the scale factors (Lanczos) each training image is kept at, comma-separated; "
+                           "add 1 to train on full-resolution crops too", "--scales",
+                           metavar="F,F,...", type=parse_scales)
     lr: float = option(5e-4, "learning rate (divided by 10 after the share --lr-drop-at of the steps)", "--lr",
                        metavar="LR", type=float)
     lr_drop_at: float = option(0.85, "fraction of the steps after which the learning rate is divided by 10",
@@ -108,6 +119,9 @@ class TrainConfig:
                                "(docs/models.md, Training)", "--init-shrink", action="store_true")
     entropy_warmup: int = option(0, "first N steps train only the entropy model (transforms frozen)", "--warmup",
                                  metavar="N", type=int)
+    fresh_only: bool = option(False, "train only the parts --init-from lacks (the family's additions: new stages, "
+                              "context networks, mixture components); everything loaded stays as it is",
+                              "--fresh-only", action="store_true")
 
     def validate(self) -> "TrainConfig":
         """Check every field; raise :class:`TrainConfigError` for the first bad one. Returns self.
@@ -137,6 +151,8 @@ class TrainConfig:
                      f"must be one of {', '.join(allowed)}, got {_shown(getattr(self, name))}")
         _require(not self.init_shrink or bool(self.init_from), "init_shrink",
                  "needs {} (the wider model's weights)", ("init_from",))
+        _require(not self.fresh_only or bool(self.init_from), "fresh_only",
+                 "needs {} (the weights whose parameters stay frozen)", ("init_from",))
         _require(isinstance(self.model_config, dict), "model_config",
                  f"must be a dict of architecture options, got {_shown(self.model_config)}")
         from ..models import ARCHITECTURES, build_model
@@ -144,6 +160,8 @@ class TrainConfig:
         _require(self.architecture in ARCHITECTURES, "architecture",
                  f"{_shown(self.architecture)} is not registered; known architectures are "
                  f"{', '.join(sorted(ARCHITECTURES))}")
+        _require(not self.fresh_only or bool(ARCHITECTURES[self.architecture].warm_start_fresh), "fresh_only",
+                 f"leaves nothing to train: {self.architecture} adds no parameters to its warm start")
         if self.model_config:
             try:
                 build_model(self.architecture, **self.model_config)

@@ -169,7 +169,7 @@ def _train(cfg: TrainConfig, folder: Path, progress: bool, stop_after: int | Non
             batch = batches.get()
             waited = time.perf_counter() - waited
             if run.step in (first, cfg.entropy_warmup):
-                _freeze_transforms(run.model, run.step < cfg.entropy_warmup)
+                _set_trainable(run.model, entropy_only=run.step < cfg.entropy_warmup, fresh_only=cfg.fresh_only)
                 run.net = ctx.wrap(run.model)  # DDP registers the trainable parameters when it is built
             lr = learning_rate(cfg, run.step)
             window.add(step(run, batch, lr), waited)
@@ -421,14 +421,21 @@ def _restore_torch_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _freeze_transforms(model, frozen: bool) -> None:
-    """During the entropy warm-up only the entropy model learns.
+def _set_trainable(model, entropy_only: bool, fresh_only: bool) -> None:
+    """Choose which parameters learn.
 
-    An untrained prior makes the rate term huge, and the quickest way for the transforms
-    to lower it is to shrink the latents, destroying the linear initialisation; letting the
-    prior catch up first avoids that.
+    ``entropy_only`` (the entropy warm-up): an untrained prior makes the rate term huge, and
+    the quickest way for the transforms to lower it is to shrink the latents, destroying the
+    linear initialisation; letting the prior catch up first avoids that.
+
+    ``fresh_only``: only the parameters the warm start did not load (the model's
+    ``warm_start_fresh`` prefixes) learn, so training adds what the family brings and cannot
+    move the trained default it starts from.
     """
     entropy_params = {id(p) for p in model.entropy_model.parameters()}
-    for p in model.parameters():
-        if id(p) not in entropy_params:
-            p.requires_grad_(not frozen)
+    fresh = tuple(getattr(model, "warm_start_fresh", ()))
+    for name, p in model.named_parameters():
+        learns = not (entropy_only and id(p) not in entropy_params)
+        if fresh_only:
+            learns = learns and name.startswith(fresh)
+        p.requires_grad_(learns)
