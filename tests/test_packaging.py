@@ -33,3 +33,22 @@ def test_package_is_typed_and_ships_the_marker():
 def test_venv_folders_are_ignored():
     ignored = (ROOT / ".gitignore").read_text().split()
     assert ".venv/" in ignored
+
+
+def test_every_data_file_of_the_package_is_in_the_wheel():
+    """Each non-Python file under src/neurocodec (weights, hints, the release table) is matched
+    by a package_data pattern of setup.cfg: an editable install would hide a missing one."""
+    from setuptools.config.setupcfg import read_configuration
+
+    package_data = read_configuration(str(ROOT / "setup.cfg"))["options"]["package_data"]
+    src = ROOT / "src"
+    matched = set()
+    for package, patterns in package_data.items():
+        base = src / package.replace(".", "/")
+        for pattern in patterns:
+            assert "," not in pattern, f"setup.cfg: {pattern!r} (one pattern a line)"
+            matched |= set(base.glob(pattern))
+    data = {p for p in (src / "neurocodec").rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    assert data, "no data files found"
+    assert sorted(map(str, data - matched)) == []
