@@ -129,7 +129,7 @@ def test_mixture_at_step_zero_is_the_default_gaussian(default):
     renormalised with every entry >= 1). The stream round-trips exactly."""
     mixture = warm_start_model("block-mixture", SHIPPED)
     plain = load_weights(SHIPPED)
-    plain.channel_energy = None        # the mixture codes with plain rounding
+    plain.channel_energy = mixture.channel_energy = None  # both plain rounding (RD rounding: the next test)
     for x in (tensor(image(64, 96, 4)), tensor(_natural_crop())):
         for quality in QUALITIES:
             q = torch.tensor([quality])
@@ -148,6 +148,28 @@ def test_mixture_at_step_zero_is_the_default_gaussian(default):
                                                                             len(reference[1]))
             assert torch.equal(promised, expected)
             assert torch.equal(mixture.decompress(segments, tuple(x.shape[2:]), quality), promised)
+
+
+def test_mixture_at_step_zero_with_rd_rounding_codes_like_the_hinted_default(default):
+    """With the default's encoder hints both choose symbols by rate-distortion rounding
+    (the mixture's bits from its exact pmfs): the y segments are within 1 % and the
+    reconstructions within a few latents' worth; each round trip is exact, and rounding
+    for rate never costs the mixture bits."""
+    mixture = warm_start_model("block-mixture", SHIPPED)
+    hinted = load_weights(SHIPPED)
+    assert hinted.channel_energy is not None
+    mixture.channel_energy = hinted.channel_energy
+    for x in (tensor(image(64, 96, 4)), tensor(_natural_crop())):
+        for quality in QUALITIES:
+            segments, promised = mixture.compress(x, quality)
+            reference, expected = hinted.compress(x, quality)
+            assert abs(len(segments[1]) / len(reference[1]) - 1) < 1e-2, (quality, len(segments[1]), len(reference[1]))
+            assert float((promised - expected).abs().mean()) < 2e-3
+            assert torch.equal(mixture.decompress(segments, tuple(x.shape[2:]), quality), promised)
+            mixture.channel_energy = None
+            plain_segments, _ = mixture.compress(x, quality)
+            mixture.channel_energy = hinted.channel_energy
+            assert len(segments[1]) <= len(plain_segments[1]) + 2
 
 
 def _natural_crop() -> np.ndarray:

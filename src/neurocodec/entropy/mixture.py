@@ -53,6 +53,7 @@ from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requa
 from .gaussian import gaussian_bits
 from .hyperprior import Z_LIMIT, FixedPointHyperSynthesis, HyperpriorFamily, HyperSymbols
 from .quality_head import LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS, scale_prior, scale_prior_exact
+from .rd_rounding import rd_round_by
 
 WEIGHT_BITS = 16            # integer mixture weights sum to 2**WEIGHT_BITS
 LOGIT_LIMIT = 8.0           # unscaled weight logits (log2 units) are clamped to +-8 ...
@@ -627,24 +628,30 @@ def _decode(words: np.ndarray, prior: MixturePrior, tables) -> np.ndarray:
     return values
 
 
-def mixture_ideal_bits(values: np.ndarray, prior: MixturePrior, tables) -> float:
-    """Information content (bits) of ``values`` under the exact integer pmfs the coder uses
-    (escapes: the escape entry plus the bypass code), without the coder's flush."""
+def mixture_symbol_bits(values: np.ndarray, prior: MixturePrior, tables) -> np.ndarray:
+    """Information content (bits) of each of ``values`` int64 (N,) under the exact integer
+    pmfs the coder uses (an escape: the escape entry plus the bypass code), float64 (N,)."""
     from ..coding.tables import ESCAPE_LENGTH_ALPHABET, bit_length, zigzag
 
     values = np.asarray(values, dtype=np.int64).ravel()
     arrays = _table_arrays(tables)
-    bits = 0.0
+    bits = np.empty(values.size, dtype=np.float64)
     for positions, part, lo, b in _chunks(prior, tables):
         local = values[positions] - lo
         out = (local < 0) | (local >= b)
         local[out] = b
         pmf = _pmf_rows(part, lo, b, arrays, PMF_PRECISION, tables.precision)
-        bits += float(np.sum(PMF_PRECISION - np.log2(pmf[np.arange(positions.size), local])))
+        chunk = PMF_PRECISION - np.log2(pmf[np.arange(positions.size), local])
         if out.any():
             lengths = bit_length(zigzag(values[positions[out]] - prior.anchors[positions[out]]))
-            bits += out.sum() * math.log2(ESCAPE_LENGTH_ALPHABET) + float(np.maximum(lengths - 1, 0).sum())
+            chunk[out] += math.log2(ESCAPE_LENGTH_ALPHABET) + np.maximum(lengths - 1, 0)
+        bits[positions] = chunk
     return bits
+
+
+def mixture_ideal_bits(values: np.ndarray, prior: MixturePrior, tables) -> float:
+    """Total :func:`mixture_symbol_bits` of ``values`` (without the coder's flush)."""
+    return float(mixture_symbol_bits(values, prior, tables).sum())
 
 
 # --------------------------------------------------------------------------- #
@@ -682,7 +689,7 @@ class MixtureHyperprior(HyperpriorFamily):
       components: K, mixture components per latent.
     """
 
-    rd_rounding = False  # not implemented for mixture tables
+    rd_rounding = True
     num_segments = 2
 
     def __init__(self, latent_channels: int, hyper_channels: int = 64, hidden: int = 128, components: int = 3):
@@ -723,14 +730,23 @@ class MixtureHyperprior(HyperpriorFamily):
     def quantise(self, y: torch.Tensor, quality: float, distortion_weight: np.ndarray | None = None
                  ) -> MixtureSymbols:
         """Encoder side: scaled latents float32 (1, C, H, W) at ``quality`` -> symbols and
-        prior (plain rounding: a ``distortion_weight`` raises ValueError)."""
-        self.check_distortion_weight(distortion_weight)
+        prior: plain rounding, or with a ``distortion_weight`` rate-distortion rounding
+        (:func:`~neurocodec.entropy.rd_rounding.rd_round_by`) toward each latent's anchor (the
+        heaviest component's mean), costed under the exact mixture pmfs."""
         self._require_tables()
         z_symbols = self.hyper_symbols(y)
         prior = self._prior(z_symbols, quality)
         y_round = torch.clamp(torch.round(y.double()), -Y_HAT_LIMIT, Y_HAT_LIMIT).to(torch.int64)
         shape = tuple(y.shape)
         y_symbols = (y_round.numpy().ravel() - prior.anchors).astype(np.int32).reshape(shape)
+        if distortion_weight is not None:
+            residual = (y.double().clamp(-Y_HAT_LIMIT, Y_HAT_LIMIT).numpy().ravel() - prior.anchors).reshape(shape)
+
+            def bits(positions: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+                return mixture_symbol_bits(symbols + prior.anchors[positions], prior.take(positions), self.y_tables)
+
+            y_symbols = rd_round_by(residual, y_symbols, bits, distortion_weight)
+            y_round = torch.from_numpy((y_symbols.astype(np.int64).ravel() + prior.anchors).reshape(shape))
         y_indexes = prior.indexes.reshape(1, -1, *shape[1:]).astype(np.int32)
         return MixtureSymbols(z_symbols, y_symbols, y_indexes, y_round.float(), prior)
 
