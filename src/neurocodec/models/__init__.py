@@ -8,6 +8,7 @@ from .context import BlockContext
 from .hyperprior import BlockHyperprior, ConvHyperprior
 from .mcquic import BlockMcQuic
 from .mixture import BlockMixture
+from .overfit import OverfitCodec
 from .region import BlockRegion, RegionHyperprior
 from .swin import BlockSwinV2, SwinV2Hyperprior
 from .walloc import WaLLoC
@@ -17,6 +18,7 @@ ARCHITECTURES: dict[str, type[VariableRateCodec]] = {
     BlockContext.architecture: BlockContext,
     BlockMcQuic.architecture: BlockMcQuic,
     BlockMixture.architecture: BlockMixture,
+    OverfitCodec.architecture: OverfitCodec,
     BlockRegion.architecture: BlockRegion,
     BlockSwinV2.architecture: BlockSwinV2,
     ConvHyperprior.architecture: ConvHyperprior,
