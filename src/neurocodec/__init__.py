@@ -5,13 +5,15 @@ Quick use::
     import neurocodec
     data = neurocodec.compress(image, quality=4)   # PIL image, uint8 array or tensor
     pixels = neurocodec.decompress(data)           # uint8 (H, W, 3)
+    textured = neurocodec.decompress(data, realism=1.0)  # the same stream, realism decoder
 
 ``import neurocodec`` is light: torch and the models load on first use.
 """
 
 from __future__ import annotations
 
-from .errors import FormatError, ImageError, NeurocodecError, UnknownModelError
+from .errors import (FormatError, ImageError, NeurocodecError, RealismError, RealismUnavailableError,
+                     UnknownModelError)
 
 __version__ = "0.2.0"
 
@@ -38,5 +40,5 @@ def __dir__():
     return sorted(list(globals()) + list(_LAZY))
 
 
-__all__ = ["Codec", "FormatError", "ImageError", "NeurocodecError", "UnknownModelError", "compress", "decompress",
-           "list_models", "__version__"]
+__all__ = ["Codec", "FormatError", "ImageError", "NeurocodecError", "RealismError", "RealismUnavailableError",
+           "UnknownModelError", "compress", "decompress", "list_models", "__version__"]

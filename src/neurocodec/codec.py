@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import FormatError, ImageError
+from .errors import FormatError, ImageError, RealismError, RealismUnavailableError
 from .coding import container_coder
 from .format import Header, Limits, pack, unpack
 from .quality import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, check_quality
@@ -223,6 +223,7 @@ class Codec:
         self.quality = check_quality(quality)
         self.coder = coder
         self.limits = limits
+        self._realism = None  # the realism decoder, loaded when a decode first asks for realism
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, quality: float = DEFAULT_QUALITY, **kwargs) -> "Codec":
@@ -447,14 +448,21 @@ class Codec:
         return x, (ph, pw)
 
     # -- decoding ------------------------------------------------------------------------
-    def decompress(self, data: bytes, *, progress: Progress | None = None) -> np.ndarray:
+    def decompress(self, data: bytes, *, realism: float = 0.0, progress: Progress | None = None) -> np.ndarray:
         """Decode a stream written by this model. Returns uint8 (H, W, 3).
 
         A stream whose weight hash this codec's weights decode is accepted whatever model
         name it records. ``progress(done, total)`` is called after each tile.
+        ``realism`` in [0, 1] decodes the same stream with the model's realism decoder
+        (docs/models.md, "Realism decoders"): 0 is the plain decoder, pixel for pixel; more
+        adds synthesised texture. Raises RealismError for a value outside [0, 1] and
+        RealismUnavailableError (a RealismError) for realism > 0 with a model that has none.
         Raises FormatError (or a subclass) for anything that is not a valid stream of this
         model; use :func:`neurocodec.decompress` to pick the model from the stream.
         """
+        realism = check_realism(realism)
+        if realism:
+            self.realism_decoder()  # before any decoding: a model without one fails at once
         header, segments = unpack(data, self.limits)
         if header.weight_hash not in self.info.stream_hashes:
             from .zoo import find_model
@@ -462,9 +470,26 @@ class Codec:
             find_model(header.model_id, header.weight_hash)  # raises if not shipped at all
             raise FormatError(f"stream was written by model {header.model_id!r}, this codec is {self.info.name!r}; "
                               "use neurocodec.decompress() to pick the model from the stream")
-        return self._decode(header, segments, progress)
+        return self._decode(header, segments, progress, realism)
 
-    def _decode(self, header: Header, segments: list[bytes], progress: Progress | None = None) -> np.ndarray:
+    def realism_decoder(self):
+        """The realism decoder trained for this codec's model (loaded on first use).
+
+        Raises RealismUnavailableError when this installation has none for it.
+        """
+        if self._realism is None:
+            from .zoo.realism import find_realism, load_realism
+
+            path = find_realism(self.info.path)
+            if path is None:
+                raise RealismUnavailableError(f"model {self.info.name!r} has no realism decoder; decode it with "
+                                              "realism 0 (the default), or use a model that ships one "
+                                              f"({', '.join(realism_models()) or 'none installed'})")
+            self._realism = load_realism(path)
+        return self._realism
+
+    def _decode(self, header: Header, segments: list[bytes], progress: Progress | None = None,
+                realism: float = 0.0) -> np.ndarray:
         import torch
 
         try:
@@ -481,7 +506,11 @@ class Codec:
             for i, (top, left, h, w) in enumerate(tiles):
                 shape = (_padded(h, m), _padded(w, m))
                 try:
-                    x_hat = self.model.decompress(segments[per_tile * i:per_tile * (i + 1)], shape, quality, backend)
+                    tile_segments = segments[per_tile * i:per_tile * (i + 1)]
+                    if realism:
+                        x_hat = self._decode_realistic(tile_segments, shape, quality, backend, realism)
+                    else:
+                        x_hat = self.model.decompress(tile_segments, shape, quality, backend)
                 except FormatError:
                     raise
                 except Exception as exc:  # a stream that passed its CRCs but decodes to nonsense
@@ -490,6 +519,19 @@ class Codec:
                 if progress is not None:
                     progress(i + 1, len(tiles))
         return out
+
+    def _decode_realistic(self, segments: list[bytes], shape: tuple[int, int], quality: float, backend: str,
+                          realism: float):
+        """One tile through the MSE decoder and then the realism decoder -> x_hat (1, 3, H, W)."""
+        import torch
+
+        from .transforms.realism import texture_noise
+
+        decoder = self.realism_decoder()
+        y_hat = self.model.decode_latents(segments, shape, quality, backend)
+        x0 = self.model.reconstruct(y_hat, quality).clamp(0, 1)
+        noise = texture_noise(1, shape[0] // 2, shape[1] // 2, decoder.noise_channels)
+        return decoder(x0, y_hat, torch.tensor([float(quality)]), torch.tensor([float(realism)]), noise)
 
 
 def _check_tiling(header: Header, n_segments: int, per_tile: int, pad_multiple: int) -> None:
@@ -612,7 +654,32 @@ def compress(image: Any, model: str | None = None, quality: float = DEFAULT_QUAL
     return Codec(model, quality).compress(image)
 
 
-def decompress(data: bytes, limits: Limits | None = None) -> np.ndarray:
-    """Decode any neurocodec stream; the model is read from its header. Returns uint8 (H, W, 3)."""
+def decompress(data: bytes, limits: Limits | None = None, *, realism: float = 0.0) -> np.ndarray:
+    """Decode any neurocodec stream; the model is read from its header. Returns uint8 (H, W, 3).
+
+    ``realism``: as :meth:`Codec.decompress`."""
+    realism = check_realism(realism)
     header, segments = unpack(data, limits)
-    return Codec._of_stream_model(header.model_id, header.weight_hash, limits)._decode(header, segments)
+    codec = Codec._of_stream_model(header.model_id, header.weight_hash, limits)
+    if realism:
+        codec.realism_decoder()
+    return codec._decode(header, segments, realism=realism)
+
+
+def check_realism(value: Any) -> float:
+    """A realism value as a float in [0, 1]; raises RealismError for anything else."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or not 0.0 <= value <= 1.0:
+        raise RealismError(f"realism must be a number in [0, 1] (0: the plain decoder, 1: the most texture), "
+                           f"got {value!r}")
+    return float(value)
+
+
+def realism_models() -> list[str]:
+    """Names of the installed models that have a realism decoder."""
+    from .zoo import list_models
+    from .zoo.realism import find_realism
+
+    return [info.name for info in list_models() if find_realism(info.path) is not None]

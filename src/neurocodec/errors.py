@@ -39,3 +39,11 @@ class LimitExceededError(FormatError):
 
 class ImageError(NeurocodecError, ValueError):
     """An input image has an unsupported shape, dtype or mode."""
+
+
+class RealismError(NeurocodecError, ValueError):
+    """A realism value (``--realism``, ``decompress(realism=...)``) outside [0, 1] or not a number."""
+
+
+class RealismUnavailableError(RealismError):
+    """Realism was asked of a model that ships no realism decoder (docs/models.md, "Realism decoders")."""

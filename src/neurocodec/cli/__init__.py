@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
             examples:
               neurocodec decode photo.ncdc                 # -> photo.png
               neurocodec decode photo.ncdc -o view.jpg --output-quality 95   # format from the suffix
+              neurocodec decode photo.ncdc -o textured.png --realism 1     # synthesised texture
               neurocodec decode compressed/ -o restored/ --format tiff
               neurocodec decode - --format png < photo.ncdc > photo.png"""))
     p.add_argument("inputs", nargs="+", metavar="IN", help=".ncdc files, folders or glob patterns; '-' for stdin")
@@ -244,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default: {DEFAULT_OUTPUT_QUALITY})")
     p.add_argument("--weights", metavar="FILE",
                    help="weight file to decode streams whose model this installation does not have")
+    p.add_argument("--realism", type=float, default=0.0, metavar="R",
+                   help="0 to 1: decode with the model's realism decoder, which adds synthesised texture where "
+                        "the plain decoder is smooth (0: the plain decoder, exactly; 1: the most texture, "
+                        "a lower PSNR). The stream is the same; models that ship one: see 'neurocodec models'")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _add_threads(p)
     _add_json(p, "file")

@@ -379,6 +379,7 @@ def _decode_format(args, file_output: Path | None) -> str:
 def cmd_decode(args) -> int:
     from .threads import torch_threads
 
+    args.realism = _check_realism_option(args.realism)
     # Plan once to learn whether -o names one output file, whose suffix then names the format.
     quiet = lambda message: None  # noqa: E731 - the second plan reports the inputs
     pairs, _ = (_plan(args, STREAM_SUFFIXES, ".ncdc", ".png", say=quiet) if args.output not in (None, STDIO)
@@ -392,6 +393,16 @@ def cmd_decode(args) -> int:
         return EXIT_FAILURE
     with torch_threads(args.threads) as (threads, _):
         return _decode(args, pairs, failed, fmt, threads)
+
+
+def _check_realism_option(value: float) -> float:
+    from ..codec import check_realism
+    from ..errors import RealismError
+
+    try:
+        return check_realism(value)
+    except RealismError as exc:
+        raise UsageError(f"--realism: {exc}") from None
 
 
 def _stream_codec(data: bytes, codecs: dict, weights: str | None):
@@ -429,7 +440,7 @@ def _decode(args, pairs, failed: int, fmt: str, threads: int) -> int:
                 data = _read(source)
                 codec = _stream_codec(data, codecs, args.weights)
                 tic = time.perf_counter()
-                pixels = codec.decompress(data, progress=progress.tiles)
+                pixels = codec.decompress(data, realism=args.realism, progress=progress.tiles)
                 seconds = time.perf_counter() - tic
                 writer.write(dest, image_bytes(pixels, fmt, args.output_quality))
             except (CLIError, NeurocodecError, OSError) as exc:
@@ -439,7 +450,8 @@ def _decode(args, pairs, failed: int, fmt: str, threads: int) -> int:
                 failed += 1
             else:
                 height, width = pixels.shape[:2]
-                record.update(width=width, height=height, format=fmt, model=codec.name, seconds=round(seconds, 4),
+                record.update(width=width, height=height, format=fmt, model=codec.name, realism=args.realism,
+                              seconds=round(seconds, 4),
                               threads=threads)
                 line = f"{_label(source)} -> {_label_out(dest)}: {width}x{height} pixels"
                 if single:
@@ -657,11 +669,17 @@ def cmd_info(args) -> int:
 def models_list() -> list[dict]:
     """The models ``neurocodec models`` lists (reads cards and hashes only: no torch)."""
     from neurocodec import zoo
+    from neurocodec.zoo.realism import find_realism, read_realism_metadata
     from neurocodec.zoo.weights import hints_measured_for
 
     out = []
     for m in zoo.list_models():
         card = m.card or {}
+        realism_file = find_realism(m.path)
+        realism = None
+        if realism_file is not None:
+            realism_card = read_realism_metadata(realism_file)["card"]
+            realism = {"steps": realism_card.get("steps"), "cpu_hours": realism_card.get("cpu_hours")}
         out.append({
             "name": m.name,
             "default": m.is_default,
@@ -675,6 +693,7 @@ def models_list() -> list[dict]:
             "steps": card.get("total_steps", card.get("steps")),
             "cpu_hours": card.get("total_cpu_hours", card.get("cpu_hours")),
             "encoder_hints": hints_measured_for(m.path) == m.weight_hash,
+            "realism_decoder": realism,
         })
     return out
 
@@ -702,6 +721,9 @@ def cmd_models(args) -> int:
         if trained:
             print(f"    trained: {', '.join(trained)}")
         print("    encoder: " + ("rate-distortion rounding (encoder hints)" if m["encoder_hints"] else "plain rounding"))
+        if m["realism_decoder"]:
+            r = m["realism_decoder"]
+            print(f"    realism decoder: decode --realism R (trained {r['steps']:,} steps, {r['cpu_hours']:g} CPU-hours)")
     legend = "(* = default model"
     if any(m["origin"] == "search path" for m in models):
         legend += "; + = found in NEUROCODEC_MODEL_PATH"

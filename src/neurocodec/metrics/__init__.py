@@ -1,4 +1,5 @@
-"""Measurement: bits per pixel, PSNR, MS-SSIM and Bjøntegaard deltas (numpy / scipy only).
+"""Measurement: bits per pixel, PSNR, MS-SSIM, Bjøntegaard deltas and texture measures
+(numpy / scipy only).
 
 Plain maths at the bottom of the layer table: every layer may use it, and it imports
 no other layer.
@@ -12,6 +13,9 @@ from .rate import bits_per_pixel
 # bits_per_pixel is stdlib only and used by light commands (cli info, collections); the rest
 # needs numpy / scipy, so it loads on first use.
 __getattr__ = lazy_attributes(__name__, {"bd_psnr": "bjontegaard", "bd_rate": "bjontegaard",
-                                         "MS_SSIM_WEIGHTS": "quality", "ms_ssim": "quality", "psnr": "quality"})
+                                         "MS_SSIM_WEIGHTS": "quality", "ms_ssim": "quality", "psnr": "quality",
+                                         "band_energy_ratios": "spectral",
+                                         "gradient_histogram_distance": "spectral"})
 
-__all__ = ["bits_per_pixel", "psnr", "ms_ssim", "bd_rate", "bd_psnr", "MS_SSIM_WEIGHTS"]
+__all__ = ["bits_per_pixel", "psnr", "ms_ssim", "bd_rate", "bd_psnr", "MS_SSIM_WEIGHTS", "band_energy_ratios",
+           "gradient_histogram_distance"]

@@ -271,10 +271,16 @@ class VariableRateCodec(nn.Module):
     def decompress(self, segments: list[bytes], shape: tuple[int, int], quality: float,
                    coder: str = "cpu") -> torch.Tensor:
         """segments + padded (H, W) -> x_hat float32 (1, 3, H, W)."""
+        return self.reconstruct(self.decode_latents(segments, shape, quality, coder), quality)
+
+    @torch.no_grad()
+    def decode_latents(self, segments: list[bytes], shape: tuple[int, int], quality: float,
+                       coder: str = "cpu") -> torch.Tensor:
+        """segments + padded (H, W) -> the scaled, dequantised latents y_hat float32 (1, C, H/s, W/s)
+        that :meth:`reconstruct` turns into pixels (a realism decoder reads them too)."""
         h, w = shape
         stride = self.pad_multiple // 4
-        y_hat = self.entropy_model.decode(segments, (1, self.latent_channels, h // stride, w // stride), quality, coder)
-        return self.reconstruct(y_hat, quality)
+        return self.entropy_model.decode(segments, (1, self.latent_channels, h // stride, w // stride), quality, coder)
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable)."""
