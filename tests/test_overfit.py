@@ -142,7 +142,7 @@ def test_schedule_steps_only_depend_on_earlier_steps():
     for s in range(schedule.bounds.size - 1):
         step_of[schedule.positions[schedule.bounds[s]:schedule.bounds[s + 1]]] = s
     for s in range(schedule.bounds.size - 1):
-        neighbours = schedule.neighbours[schedule.bounds[s]:schedule.bounds[s + 1]]
+        neighbours = schedule.neighbours(int(schedule.bounds[s]), int(schedule.bounds[s + 1]))
         assert np.all(step_of[neighbours] < s)  # border entries are -1: never decoded, always zero
     assert schedule.bounds.size - 1 == 14 + 3 * (9 - 1)  # one step per front of the finest level
 

@@ -29,6 +29,10 @@ from .arm import CONTEXT_OFFSETS, SLOPE, arm_exact
 from .laplace import MEAN_FRACTIONS, NUM_SCALES
 
 _PAD_TOP, _PAD_SIDE = 2, 2
+_DI = np.array([di for di, _ in CONTEXT_OFFSETS], dtype=np.int64)
+_DJ = np.array([dj for _, dj in CONTEXT_OFFSETS], dtype=np.int64)
+#: The encoder evaluates the ARM on at most this many positions at once (bounded memory).
+CHUNK = 2**16
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,8 @@ class Schedule:
         (2 rows above, 2 columns on each side).
       bases: int64 (L,), where each padded level starts in the buffer.
       positions: int64 (N,), buffer index of each position, in decoding order.
-      neighbours: int64 (N, CONTEXT_SIZE), buffer indexes of each position's context
-        (border entries are always zero).
+      strides: int64 (N,), the buffer row stride of each position's level (its context is
+        at ``positions + di * stride + dj``, :meth:`neighbours`; 16 bytes per latent in all).
       bounds: int64 (S + 1,), step ``s`` is ``positions[bounds[s]:bounds[s + 1]]``.
     """
 
@@ -50,8 +54,17 @@ class Schedule:
     buffer_size: int
     bases: np.ndarray
     positions: np.ndarray
-    neighbours: np.ndarray
+    strides: np.ndarray
     bounds: np.ndarray
+
+    def neighbours(self, start: int, stop: int) -> np.ndarray:
+        """Buffer indexes of the contexts of positions ``start:stop`` (in decoding order),
+        int64 (stop - start, CONTEXT_SIZE); border entries are always zero."""
+        return (self.positions[start:stop, None] + _DI[None] * self.strides[start:stop, None] + _DJ[None])
+
+    def contexts(self, buffer: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """The context values of positions ``start:stop`` in ``buffer``, (stop - start, CONTEXT_SIZE)."""
+        return buffer[self.neighbours(start, stop)]
 
     def levels_from_buffer(self, buffer: np.ndarray) -> list[np.ndarray]:
         """The levels (int64 (h_l, w_l) each) held in a buffer."""
@@ -72,9 +85,8 @@ class Schedule:
 
 def make_schedule(shapes: list[tuple[int, int]]) -> Schedule:
     """The decoding schedule of a pyramid of level shapes [(h_l, w_l)] (each >= 1)."""
-    bases, positions, neighbours = [], [], []
+    bases, positions, strides = [], [], []
     base = 0
-    offsets = np.array(CONTEXT_OFFSETS, dtype=np.int64)
     for h, w in shapes:
         bases.append(base)
         stride = w + 2 * _PAD_SIDE
@@ -82,7 +94,7 @@ def make_schedule(shapes: list[tuple[int, int]]) -> Schedule:
                                                  indexing="ij"))
         flat = base + (i + _PAD_TOP) * stride + (j + _PAD_SIDE)
         positions.append(flat)
-        neighbours.append(flat[:, None] + offsets[:, 0][None] * stride + offsets[:, 1][None])
+        strides.append(np.full(h * w, stride, dtype=np.int64))
         base += (h + _PAD_TOP) * stride
     # decoding order: step, then level, then row
     step = np.concatenate([(np.arange(h * w) % w) + SLOPE * (np.arange(h * w) // w) for h, w in shapes])
@@ -94,7 +106,7 @@ def make_schedule(shapes: list[tuple[int, int]]) -> Schedule:
     bounds = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=bounds[1:])
     return Schedule(tuple(shapes), base, np.asarray(bases, dtype=np.int64), np.concatenate(positions)[order],
-                    np.concatenate(neighbours)[order], bounds)
+                    np.concatenate(strides)[order], bounds)
 
 
 def symbols_and_tables(latents: np.ndarray, mean_q: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,12 +115,24 @@ def symbols_and_tables(latents: np.ndarray, mean_q: np.ndarray, index: np.ndarra
     return latents - base, (mean_q - base * MEAN_FRACTIONS) * NUM_SCALES + index
 
 
+def pyramid_symbols(levels: list[np.ndarray], schedule: Schedule, arm: list[np.ndarray], step_bits: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols and table indexes (int64 (N,) each, in decoding order) of integer levels: the
+    exact ARM on every position, in chunks of :data:`CHUNK`."""
+    buffer = schedule.buffer_from_levels(levels)
+    n = schedule.positions.size
+    symbols, table = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    for a in range(0, n, CHUNK):
+        b = min(a + CHUNK, n)
+        mean_q, index = arm_exact(schedule.contexts(buffer, a, b), arm, step_bits)
+        symbols[a:b], table[a:b] = symbols_and_tables(buffer[schedule.positions[a:b]], mean_q, index)
+    return symbols, table
+
+
 def encode_pyramid(levels: list[np.ndarray], schedule: Schedule, arm: list[np.ndarray], step_bits: int,
                    tables: IntTables) -> bytes:
     """Encode integer levels (int64 (h_l, w_l) each, values in int32) in wavefront order."""
-    buffer = schedule.buffer_from_levels(levels)
-    mean_q, index = arm_exact(buffer[schedule.neighbours], arm, step_bits)
-    symbols, table = symbols_and_tables(buffer[schedule.positions], mean_q, index)
+    symbols, table = pyramid_symbols(levels, schedule, arm, step_bits)
     return encode_steps(symbols, table, schedule.bounds, tables)
 
 
@@ -118,10 +142,10 @@ def decode_pyramid(data: bytes, schedule: Schedule, arm: list[np.ndarray], step_
     call per step. Returns int64 (h_l, w_l) per level. Raises FormatError for bad data."""
     buffer = np.zeros(schedule.buffer_size, dtype=np.int64)
     decoder = StepwiseDecoder(data, tables)
-    bounds, positions, neighbours = schedule.bounds, schedule.positions, schedule.neighbours
+    bounds, positions = schedule.bounds, schedule.positions
     for s in range(bounds.size - 1):
         a, b = int(bounds[s]), int(bounds[s + 1])
-        mean_q, index = arm_exact(buffer[neighbours[a:b]], arm, step_bits)
+        mean_q, index = arm_exact(schedule.contexts(buffer, a, b), arm, step_bits)
         base = np.floor_divide(mean_q, MEAN_FRACTIONS)
         table = (mean_q - base * MEAN_FRACTIONS) * NUM_SCALES + index
         buffer[positions[a:b]] = decoder.decode(table) + base
@@ -140,7 +164,7 @@ def decode_pyramid_sequential(data: bytes, schedule: Schedule, arm: list[np.ndar
         a, b = int(bounds[s]), int(bounds[s + 1])
         mean_q, index = [], []
         for n in range(a, b):  # the ARM of each position alone
-            m, i = arm_exact(buffer[schedule.neighbours[n]][None], arm, step_bits)
+            m, i = arm_exact(schedule.contexts(buffer, n, n + 1), arm, step_bits)
             mean_q.append(int(m[0]))
             index.append(int(i[0]))
         mean_q, index = np.array(mean_q, dtype=np.int64), np.array(index, dtype=np.int64)

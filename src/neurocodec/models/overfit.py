@@ -36,12 +36,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..entropy.arm import WEIGHT_LIMIT, ContextMLP, arm_exact, quantise_arm
+from ..entropy.arm import WEIGHT_LIMIT, ContextMLP, quantise_arm
 from ..entropy.fixedpoint import round_ste
 from ..entropy.laplace import inverse_scale_of_index, laplace_bits
 from ..entropy.parameters import PARAMETER_LIMIT, decode_parameters, encode_parameters
 from ..entropy.pyramid import PyramidPrior
-from ..entropy.wavefront import decode_pyramid, encode_pyramid, make_schedule, symbols_and_tables
+from ..entropy.wavefront import decode_pyramid, encode_pyramid, make_schedule, pyramid_symbols
 from ..errors import FormatError
 from ..transforms.pyramid import PyramidSynthesis, level_shapes, upsample_pyramid
 from .base import VariableRateCodec, lambda_for_quality
@@ -122,7 +122,7 @@ class OverfitCodec(VariableRateCodec):
     trainable = False
 
     def __init__(self, levels: int = 7, arm_hidden: int = 16, synth_hidden: int = 16, refine_hidden: int = 4,
-                 preset: str = "fast", lr: float = 0.01, noise_fraction: float = 0.75):
+                 preset: str = "fast", lr: float = 0.03, noise_fraction: float = 0.75):
         super().__init__()
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
@@ -165,7 +165,9 @@ class OverfitCodec(VariableRateCodec):
         latents = sum(h * w for h, w in shapes)
         h = self.arm_hidden
         arm = 12 * h + h * h + 2 * h
-        upsample = sum(4 * (l + 1) * sh * sw for l, (sh, sw) in enumerate(shapes[:-1]))  # 4 taps per channel
+        # bilinear 2x: 4 multiplications per output value; the stack reaching level l has
+        # levels - 1 - l channels
+        upsample = sum(4 * (self.levels - 1 - l) * sh * sw for l, (sh, sw) in enumerate(shapes[:-1]))
         _, syn = self._new_networks(0)
         return (arm * latents + upsample) / (height * width) + syn.macs_per_pixel()
 
@@ -263,8 +265,6 @@ class OverfitCodec(VariableRateCodec):
                   for y in fit.latents]
         height, width = fit.x.shape[-2:]
         schedule = self.schedule(height, width)
-        buffer = schedule.buffer_from_levels(levels)
-        context, values = buffer[schedule.neighbours], buffer[schedule.positions]
 
         def param_bits(integers: list[np.ndarray], scale_search: bool = True) -> float:
             from ..entropy.parameters import best_scale
@@ -278,8 +278,7 @@ class OverfitCodec(VariableRateCodec):
         best = None
         for k in STEP_CANDIDATES:
             ints = quantise_arm(fit.arm.tensors(), k)
-            mean_q, index = arm_exact(context, ints, k)
-            symbols, table = symbols_and_tables(values, mean_q, index)
+            symbols, table = pyramid_symbols(levels, schedule, ints, k)
             cost = tables.ideal_bits(symbols.astype(np.int32), table.astype(np.int32)) + param_bits(ints)
             if best is None or cost < best[0]:
                 best = (cost, k, ints)
