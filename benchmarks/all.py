@@ -11,7 +11,7 @@ Runs, one after another, each script that owns a section of the page:
 
 About 1.5 hours on two free cores. ``--only kodak,rate_control`` runs a subset.
 
-    python benchmarks/all.py --compressai-python /work/venv-cai/bin/python
+    python benchmarks/all.py --compressai-python .venv-cai/bin/python
 """
 
 from __future__ import annotations

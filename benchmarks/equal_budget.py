@@ -20,9 +20,9 @@ the encoder's reconstruction.
 Training is resumable: rerun the same command and finished runs are skipped. Runs can be
 split over processes with ``--only`` (e.g. one per core) and evaluated afterwards:
 
-    python benchmarks/equal_budget.py entropy --stage train --only hyperprior,context --runs /work/runs/eq
-    python benchmarks/equal_budget.py entropy --stage train --only mixture,mcquic --runs /work/runs/eq
-    python benchmarks/equal_budget.py entropy --stage eval --runs /work/runs/eq
+    python benchmarks/equal_budget.py entropy --stage train --only hyperprior,context --runs runs/eq
+    python benchmarks/equal_budget.py entropy --stage train --only mixture,mcquic --runs runs/eq
+    python benchmarks/equal_budget.py entropy --stage eval --runs runs/eq
 
 Training logs and configs are copied to docs/training/equal-budget/<table>/.
 """

@@ -20,7 +20,7 @@ BD-rates are pure rate differences at equal quality. Reports BD-rate of 1 vs 2 a
 4 and 5 vs 3, writes the ``fixed-point-cost`` section of docs/benchmarks.md and
 benchmarks/results/fixed_point_cost.json.
 
-    nice -n 10 python benchmarks/fixed_point_cost.py --workdir /work/tmp-det/fpcost
+    nice -n 10 python benchmarks/fixed_point_cost.py --workdir WORKDIR
     python benchmarks/fixed_point_cost.py --images 2 --steps 20 --no-docs     # quick check
 
 ``--workdir`` keeps the weight snapshot, the fine-tuned prior and each variant's points,

@@ -17,12 +17,12 @@ CompressAI is not a dependency. It needs torchvision at import, and PyPI's torch
 does not load beside the CPU torch 2.13 wheel used here, so the run uses a separate venv
 (``--python``) holding both codecs::
 
-    python3 -m venv /work/venv-cai
-    /work/venv-cai/bin/pip install torch==2.14.1 torchvision==0.29.1 compressai==1.2.8
-    /work/venv-cai/bin/pip install -e .
-    python benchmarks/speed.py --python /work/venv-cai/bin/python          # writes docs
-    python benchmarks/speed.py --python /work/venv-cai/bin/python --threads 2
-    python benchmarks/speed.py --python /work/venv-cai/bin/python --images 2 --no-docs
+    python3 -m venv .venv-cai
+    .venv-cai/bin/pip install torch==2.14.1 torchvision==0.29.1 compressai==1.2.8
+    .venv-cai/bin/pip install -e .
+    python benchmarks/speed.py --python .venv-cai/bin/python          # writes docs
+    python benchmarks/speed.py --python .venv-cai/bin/python --threads 2
+    python benchmarks/speed.py --python .venv-cai/bin/python --images 2 --no-docs
 """
 
 from __future__ import annotations

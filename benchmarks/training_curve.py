@@ -5,7 +5,7 @@ A run that was warm-started from another gets that run's CPU time added (``--off
 Every snapshot is exported and measured with real files (not the entropy estimate) on
 the first N Kodak images at four qualities, against Pillow JPEG on the same images.
 
-    python benchmarks/training_curve.py /work/runs/block-v3 --offset 1880 --images 8
+    python benchmarks/training_curve.py runs/block-v3 --offset 1880 --images 8
 
 ``--reuse`` keeps the rows of snapshots already in ``--out-json`` (same run name and step,
 same images and qualities) instead of measuring them again: Pillow JPEG is deterministic,

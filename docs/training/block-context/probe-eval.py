@@ -2,7 +2,7 @@
 (warm-started from the default's weights) against the default, both with encoder hints
 (rate-distortion rounding) and both with plain rounding, real files.
 
-    python probe-eval.py /work/runs/ctx-v11 --images 8
+    python probe-eval.py runs/ctx-v11 --images 8
 
 Snapshots are measured on the first N Kodak images at qualities 1, 3, 5, 8; the default is
 measured in the same run on the same images.
@@ -20,10 +20,13 @@ from neurocodec.metrics import bd_rate
 from neurocodec.train.export import load_trained, write_probe_hints
 from neurocodec.zoo import export_weights
 
+ROOT = Path(__file__).resolve().parents[3]   # the repository root
+SHARED = ROOT.parent / "shared"   # the shared data folder, ../shared
+
 parser = argparse.ArgumentParser()
 parser.add_argument("run")
 parser.add_argument("--images", type=int, default=8)
-parser.add_argument("--kodak", default="/work/shared/data/kodak")
+parser.add_argument("--kodak", default=str(SHARED / "data" / "kodak"))
 parser.add_argument("--only", default="", help="comma-separated snapshot steps (default: all)")
 args = parser.parse_args()
 torch.set_num_threads(1)

@@ -5,9 +5,13 @@
 # context probe gained only after its learning rate dropped from 2e-4 to 2e-5.
 # Run by launch.sh (torchrun, 2 processes); resumes its checkpoint.
 from neurocodec.train import TrainConfig, train
+from pathlib import Path
+ROOT = Path(__file__).resolve().parents[3]   # the repository root
+SHARED = ROOT.parent / "shared"   # the shared data folder, ../shared
+RUNS = ROOT / "runs"   # training run folders
 
-cfg = TrainConfig(data='/work/shared/data/train', architecture='block-context',
+cfg = TrainConfig(data=str(SHARED / 'data' / 'train'), architecture='block-context',
                   model_config=dict(refine_blocks=1, refine_hidden=96, hyper_hidden=64), steps=20000, lr_drop_at=0.9,
                   batch=8, crop=128, scales=(0.5, 0.75), lr=3e-5, entropy_warmup=0, snapshot_every=1000, threads=1,
-                  seed=29, rate_proxy="round", integer_qualities=0.25, init_from='/work/runs/ctx-v11-step4000.safetensors')
-train(cfg, '/work/runs/ctx-joint', progress=False)
+                  seed=29, rate_proxy="round", integer_qualities=0.25, init_from=str(RUNS / 'ctx-v11-step4000.safetensors'))
+train(cfg, str(RUNS / 'ctx-joint'), progress=False)

@@ -3,7 +3,10 @@
 # usage: eval-weights.py WEIGHTS|shipped OUT.json      (one process per file, one per core)
 #        eval-weights.py --bd REFERENCE.json CANDIDATE.json
 import sys, json, torch
-sys.path.insert(0, '/work/main/src')
+from pathlib import Path
+ROOT = Path(__file__).resolve().parents[3]   # the repository root
+SHARED = ROOT.parent / "shared"   # the shared data folder, ../shared
+sys.path.insert(0, str(ROOT / 'src'))
 from neurocodec.metrics import bd_rate
 if sys.argv[1] == '--bd':
     s, c = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
@@ -15,7 +18,7 @@ from neurocodec.bench.neural import NeuralCodec
 torch.set_num_threads(1)
 w, out = sys.argv[1], sys.argv[2]
 c = NeuralCodec(**({} if w == 'shipped' else dict(weights=w)))
-pts = evaluate(c, load_images('/work/shared/data/kodak'), [1.0, 2, 3, 4, 5, 6, 7, 8], progress=False, with_ms_ssim=False)
+pts = evaluate(c, load_images(str(SHARED / 'data' / 'kodak')), [1.0, 2, 3, 4, 5, 6, 7, 8], progress=False, with_ms_ssim=False)
 assert c.mismatches == 0
 res = [(p.bpp, p.psnr) for p in pts]
 print(w, [f"{b:.3f}/{p:.2f}" for b, p in res], flush=True)

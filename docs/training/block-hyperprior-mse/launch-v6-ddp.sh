@@ -4,5 +4,5 @@
 # from step 14500 (train-v6.py). Steps 0-6000 ran in session 3 with launch-v6.sh; steps
 # 6000-7200 ran with launch-v6.sh changed to steps=13000 (the learning rate is 1e-4 up to
 # step 11500 either way); from 7200 this script. Resumable: rerun it.
-cd /work/main
-exec env PYTHONPATH=src /work/venv/bin/torchrun --standalone --nproc_per_node 2 docs/training/block-hyperprior-mse/train-v6.py
+cd "$(dirname "$0")/../../.."   # the repository root
+exec env PYTHONPATH=src torchrun --standalone --nproc_per_node 2 docs/training/block-hyperprior-mse/train-v6.py

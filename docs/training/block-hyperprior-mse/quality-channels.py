@@ -3,11 +3,14 @@
 # consecutive qualities: what located v10's quality-2 defect (README.md, v10).
 # usage: quality-channels.py WEIGHTS 2.0,2.05,2.08,2.1
 import sys, numpy as np, torch
-sys.path.insert(0, '/work/main/src')
+from pathlib import Path
+ROOT = Path(__file__).resolve().parents[3]   # the repository root
+SHARED = ROOT.parent / "shared"   # the shared data folder, ../shared
+sys.path.insert(0, str(ROOT / 'src'))
 torch.set_num_threads(1)
 from neurocodec import Codec
 from neurocodec.bench import load_images
-arr = load_images('/work/shared/data/kodak')[1][1]
+arr = load_images(str(SHARED / 'data' / 'kodak'))[1][1]
 codec = Codec(None, weights=sys.argv[1])
 em = codec.model.entropy_model
 quantise, captured = em.quantise, {}

@@ -5,7 +5,10 @@
 # IMAGES=FOLDER measures on the N smallest images of FOLDER instead (e.g. training images, to check
 # that the constant chosen on Kodak is not fitted to the test images).
 import os, sys, numpy as np, torch
-sys.path.insert(0, '/work/main/src')
+from pathlib import Path
+ROOT = Path(__file__).resolve().parents[3]   # the repository root
+SHARED = ROOT.parent / "shared"   # the shared data folder, ../shared
+sys.path.insert(0, str(ROOT / 'src'))
 torch.set_num_threads(1)
 import neurocodec.models.base as base
 from neurocodec import Codec
@@ -16,7 +19,7 @@ w, n, qs = sys.argv[1], int(sys.argv[2]), [float(x) for x in sys.argv[3].split('
 if os.environ.get('IMAGES'):
     imgs = sorted(load_images(os.environ['IMAGES']), key=lambda item: item[1].size)[:n]
 else:
-    imgs = load_images('/work/shared/data/kodak')[:n]
+    imgs = load_images(str(SHARED / 'data' / 'kodak'))[:n]
 curves = {}
 for mode in ('hints', 'plain'):
     pts = []

@@ -3,14 +3,18 @@
 # weights, instead of filter norms. 192 -> 96 cost +40 % BD-rate (data-free: +15 %), so train.shrink
 # uses the data-free score. usage: shrink-cost-activations.py REFINE_HIDDEN PIXEL_HIDDEN OUT --eval
 import sys, torch, copy
-sys.path.insert(0, '/work/main/src')
+from pathlib import Path
+ROOT = Path(__file__).resolve().parents[3]   # the repository root
+SHARED = ROOT.parent / "shared"   # the shared data folder, ../shared
+RUNS = ROOT / "runs"   # training run folders
+sys.path.insert(0, str(ROOT / 'src'))
 from neurocodec.zoo import load_weights, export_weights
 from neurocodec.zoo.weights import read_metadata
 from neurocodec.models import build_model
 from neurocodec.bench import load_images
 torch.set_num_threads(1)
 rh, ph, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-src = "/work/runs/v6-final-e7b7f4e7.safetensors"
+src = str(RUNS / "v6-final-e7b7f4e7.safetensors")
 full = load_weights(src)
 cfg = dict(read_metadata(src)['config']); cfg.update(refine_hidden=rh, pixel_hidden=ph)
 slim = build_model('block-hyperprior', **cfg)
@@ -24,7 +28,7 @@ hid = {'a': full.analysis_refine[0].conv1, 's': full.synthesis_refine[0].conv1}
 pr = [m for m in full.pixel_refine.body if isinstance(m, torch.nn.Conv2d)]
 hid['p0'], hid['p1'] = pr[0], pr[1]
 hs = [m.register_forward_hook(hook(k)) for k, m in hid.items()]
-imgs = load_images('/work/shared/data/train')[:6]
+imgs = load_images(str(SHARED / 'data' / 'train'))[:6]
 with torch.no_grad():
     for _, img in imgs:
         x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
@@ -57,7 +61,7 @@ if '--eval' in sys.argv:
     from neurocodec.bench import evaluate
     from neurocodec.bench.neural import NeuralCodec
     from neurocodec.metrics import bd_rate
-    kimgs = load_images('/work/shared/data/kodak')[::6]
+    kimgs = load_images(str(SHARED / 'data' / 'kodak'))[::6]
     qs = [1.0, 3, 5, 8]; res = {}
     for name, kw in (('unshrunk', dict(weights=src)), ('slim', dict(weights=out))):
         c = NeuralCodec(**kw)

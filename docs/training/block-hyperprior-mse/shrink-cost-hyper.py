@@ -3,7 +3,11 @@
 # 7, 13, 19, qualities 1, 3, 5, 8, BD-rate against the unshrunk weights.
 # usage: shrink-cost-hyper.py OUT_DIR N [N ...] (figures in docs/models.md)
 import sys, torch
-sys.path.insert(0, '/work/main/src')
+from pathlib import Path
+ROOT = Path(__file__).resolve().parents[3]   # the repository root
+SHARED = ROOT.parent / "shared"   # the shared data folder, ../shared
+RUNS = ROOT / "runs"   # training run folders
+sys.path.insert(0, str(ROOT / 'src'))
 from safetensors.torch import load_file
 from neurocodec.models import build_model
 from neurocodec.train.shrink import shrink_state
@@ -13,8 +17,8 @@ from neurocodec.bench import evaluate, load_images
 from neurocodec.bench.neural import NeuralCodec
 from neurocodec.metrics import bd_rate
 torch.set_num_threads(1)
-src = "/work/runs/v8-final-fa16d7ab.safetensors"  # the session-5 default
-kimgs = load_images('/work/shared/data/kodak')[::6]
+src = str(RUNS / "v8-final-fa16d7ab.safetensors")  # the session-5 default
+kimgs = load_images(str(SHARED / 'data' / 'kodak'))[::6]
 qs = [1.0, 3, 5, 8]
 
 

@@ -2,8 +2,10 @@
 # one process (Kodak images 1-3, quality 4, 3 rounds, medians). Run with the CompressAI venv of
 # benchmarks/speed.py: speed-compare.py THREADS OTHER.safetensors ...
 import sys, time, statistics, numpy as np, torch
-sys.path.insert(0, '/work/main/benchmarks'); sys.path.insert(0, '/work/main/src')
 from pathlib import Path
+ROOT = Path(__file__).resolve().parents[3]   # the repository root
+SHARED = ROOT.parent / "shared"   # the shared data folder, ../shared
+sys.path.insert(0, str(ROOT / 'benchmarks')); sys.path.insert(0, str(ROOT / 'src'))
 from PIL import Image
 torch.set_num_threads(int(sys.argv[1]))
 import speed
@@ -14,7 +16,7 @@ class W:
     def encode(self, img): return self.codec.compress(img)
     def decode(self, d): return self.codec.decompress(d)
 workers = [speed.CompressAIWorker(4.0, None), W(None, 'shipped')] + [W(p, Path(p).stem) for p in sys.argv[2:]]
-paths = sorted(Path('/work/shared/data/kodak').glob('*.png'))[:3]
+paths = sorted((SHARED / 'data' / 'kodak').glob('*.png'))[:3]
 res = {w.label: ([], []) for w in workers}
 with torch.inference_mode():
   for path in paths:

@@ -2,6 +2,9 @@
 rate proxy vs the rate of the rounded symbols (straight-through), then measure real RD."""
 import sys, json, torch, numpy as np
 from pathlib import Path
+ROOT = Path(__file__).resolve().parents[3]   # the repository root
+SHARED = ROOT.parent / "shared"   # the shared data folder, ../shared
+RUNS = ROOT / "runs"   # training run folders
 from neurocodec.entropy import hyperprior as hp
 from neurocodec.entropy.fixedpoint import round_ste
 from neurocodec.entropy.gaussian import gaussian_bits
@@ -22,12 +25,12 @@ if mode == "round":
         v = round_ste(y - mean)
         return {"y_hat": mean + v, "y_bits": gaussian_bits(v, scale), "z_bits": z_bits}
     hp.MeanScaleHyperprior.forward = forward
-run = Path(f"/work/runs/proxy-exp/{mode}-{steps}")
+run = RUNS / "proxy-exp" / f"{mode}-{steps}"
 if not (run / "done").exists():
-    cfg = TrainConfig(data='/work/shared/data/train', architecture='block-hyperprior',
+    cfg = TrainConfig(data=str(SHARED / 'data' / 'train'), architecture='block-hyperprior',
                       model_config=dict(refine_blocks=1), steps=steps, batch=8, crop=128,
                       scales=(0.5, 0.75), lr=1e-4, entropy_warmup=0, snapshot_every=0, threads=1, seed=11,
-                      init_from='/work/runs/v3-final.safetensors')
+                      init_from=str(RUNS / 'v3-final.safetensors'))
     train(cfg, run, progress=False)
     export_run(run, run / "weights.safetensors", "block-hyperprior-mse")
     (run / "done").write_text("1")
