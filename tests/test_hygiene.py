@@ -23,12 +23,8 @@ PATTERN = re.compile(r"(?<![\w.~/-])/(?:%s)/[\w.~-]" % "|".join(PREFIXES))
 # run as it happened.
 SKIP_SUFFIXES = {".jsonl", ".safetensors", ".hints", ".ncdc", ".png", ".npy", ".pt", ".jpg"}
 
-# (path, matched text) pairs allowed to stay, each with its reason.
-ALLOWED = {
-    # docs/models.md is being edited in another branch of work; this is its one remaining
-    # machine path (should read runs/ctx-probe). Drop this entry once it is replaced.
-    ("docs/models.md", "/" + "work/runs/ctx-probe"),
-}
+# (path, matched text) pairs allowed to stay, each with its reason (none today).
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def tracked_files():
