@@ -66,8 +66,9 @@ def _groups(idx: np.ndarray):
     """Stable grouping of one step: (order, tables present, group starts)."""
     order = np.argsort(idx, kind="stable")
     sorted_idx = idx[order]
-    cut = np.flatnonzero(np.diff(sorted_idx)) + 1
-    starts = np.concatenate(([0], cut, [idx.size]))
+    cut = np.flatnonzero(sorted_idx[1:] != sorted_idx[:-1]) + 1
+    starts = np.empty(cut.size + 2, dtype=np.int64)
+    starts[0], starts[1:-1], starts[-1] = 0, cut, idx.size
     return order, sorted_idx[starts[:-1]], starts
 
 
@@ -141,7 +142,8 @@ class StepwiseDecoder:
         self._minima = tables.minima.astype(np.int64)
 
     def decode(self, table_indexes: Any) -> np.ndarray:
-        """The next step's symbols: table_indexes int (n,) in ``[0, T)`` -> int32 (n,).
+        """The next step's symbols: table_indexes int (n,) in ``[0, T)`` -> int64 (n,), values
+        in int32 range.
 
         Raises:
           FormatError: the data ends early or is corrupt (what can be detected).
@@ -164,10 +166,9 @@ class StepwiseDecoder:
 
     def _decode(self, idx: np.ndarray) -> np.ndarray:
         order, present, starts = _groups(idx)
-        local = np.empty(idx.size, dtype=np.int64)
-        for g, t in enumerate(present):
-            a, b = int(starts[g]), int(starts[g + 1])
-            local[a:b] = np.asarray(self._decoder.decode(self._models[t], b - a), dtype=np.int64)
+        decode, models = self._decoder.decode, self._models
+        parts = [decode(models[t], int(starts[g + 1] - starts[g])) for g, t in enumerate(present.tolist())]
+        local = np.concatenate(parts) if len(parts) > 1 else np.asarray(parts[0])
         out = np.empty(idx.size, dtype=np.int64)
         out[order] = local
         esc = out == self._sizes[idx]
@@ -179,7 +180,7 @@ class StepwiseDecoder:
             if np.any((values >= low) & (values < low + self._sizes[t])):
                 raise FormatError("corrupt coded data: escaped value inside its table's range")
             out[esc] = values
-        return out.astype(np.int32)
+        return out
 
     def finish(self) -> None:
         """Check that every word was used. Raises FormatError for data left over."""

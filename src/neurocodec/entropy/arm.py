@@ -12,10 +12,10 @@ the scale index (:mod:`neurocodec.entropy.laplace`).
 
 Faces:
 
-* training (:meth:`ContextMLP.forward`): float weights; the contexts of every position of
-  every level are gathered into one (N, 12) matrix, so one matrix product per layer covers
-  the whole pyramid; hidden activations and outputs are rounded straight-through to the
-  grids of the coding face;
+* training (:meth:`ContextMLP.forward`): float weights and activations; the contexts of
+  every position of every level are gathered into one (N, 12) matrix, so one matrix
+  product per layer covers the whole pyramid; the outputs are rounded straight-through to
+  the grids of the coding face (mean to a quarter, scale index to an integer);
 * coding (:func:`arm_exact`): integer weights ``W = round(w * 2**k)`` (``k`` the module's
   step exponent, stored in the stream), integer activations on a ``2**-ACT_BITS`` grid, held
   in float64 with every sum an integer below ``2**53``: the result does not depend on the
@@ -82,26 +82,24 @@ class ContextMLP(nn.Module):
         contexts, values = [], []
         for level in levels:
             h, w = level.shape[-2:]
-            padded = F.pad(torch.clamp(level[0, 0], -INPUT_LIMIT, INPUT_LIMIT), (2, 2, 2, 0))
+            padded = F.pad(level[0, 0], (2, 2, 2, 0))
             contexts.append(torch.stack([padded[2 + di:2 + di + h, 2 + dj:2 + dj + w] for di, dj in CONTEXT_OFFSETS],
                                         dim=-1).reshape(h * w, CONTEXT_SIZE))
             values.append(level.reshape(-1))
         x = torch.cat(contexts)
-        h = _fake_act(torch.addmm(self.biases[0], x, self.weights[0].t()))
-        h = _fake_act(torch.addmm(self.biases[1], h, self.weights[1].t()))
+        # The hidden activations are float here: their 2**-ACT_BITS grid and the clamps of
+        # the coding face (input, activation ceiling) change the outputs far less than their
+        # own rounding, and cost a third of a training step.
+        h = F.relu(torch.addmm(self.biases[0], x, self.weights[0].t()))
+        h = F.relu(torch.addmm(self.biases[1], h, self.weights[1].t()))
         out = torch.addmm(self.biases[2], h, self.weights[2].t())
-        mean = torch.clamp(round_ste(out[:, 0] * MEAN_FRACTIONS), -MEAN_LIMIT, MEAN_LIMIT) * (1.0 / MEAN_FRACTIONS)
+        mean = round_ste(out[:, 0] * MEAN_FRACTIONS) * (1.0 / MEAN_FRACTIONS)
         index = torch.clamp(round_ste(out[:, 1]), 0, NUM_SCALES - 1)
         return torch.cat(values), mean, index
 
     def tensors(self) -> list[torch.Tensor]:
         """The parameters in stream order: w0, b0, w1, b1, w2, b2."""
         return [t for n in range(3) for t in (self.weights[n], self.biases[n])]
-
-
-def _fake_act(x: torch.Tensor) -> torch.Tensor:
-    scale = 2.0**ACT_BITS
-    return torch.clamp(round_ste(x * scale), 0.0, ACT_MAX * scale) * (1.0 / scale)
 
 
 def quantise_arm(tensors: list[torch.Tensor], step_bits: int) -> list[np.ndarray]:
@@ -114,6 +112,54 @@ def quantise_arm(tensors: list[torch.Tensor], step_bits: int) -> list[np.ndarray
 def dequantise_arm(integers: list[np.ndarray], step_bits: int) -> list[torch.Tensor]:
     """Integers of :func:`quantise_arm` -> float32 tensors (the values the coding face uses)."""
     return [torch.from_numpy(np.asarray(i, dtype=np.float64) * 2.0**-step_bits).float() for i in integers]
+
+
+class IntegerARM:
+    """The exact ARM of one image, its integer parameters converted once (float64 holding
+    integers) so that a decoder evaluating it once per wavefront pays only the arithmetic.
+
+    Args:
+      integers: the six int64 arrays of :func:`quantise_arm` (w0, b0, w1, b1, w2, b2), each
+        in ``[-WEIGHT_LIMIT, WEIGHT_LIMIT)``.
+      step_bits: the ARM's step exponent ``k`` (weights ``W / 2**k``), in [0, 15].
+    """
+
+    def __init__(self, integers: list[np.ndarray], step_bits: int):
+        w0, b0, w1, b1, w2, b2 = (np.asarray(a, dtype=np.float64) for a in integers)
+        # Each layer's rescaling (a power of two) and the rounding offset 1/2 are folded into
+        # its weights and bias: the products and sums stay exact (multiples of 2**-(k + 1)
+        # below 2**45), so ``floor(x @ W' + b')`` is the integer requantisation.
+        first, hidden = 2.0 ** (ACT_BITS - step_bits), 2.0**-step_bits
+        unit = 2.0 ** -(step_bits + ACT_BITS)
+        out = np.array([unit * MEAN_FRACTIONS, unit])
+        self.w0t = np.ascontiguousarray(w0.T * first)
+        self.b0 = b0 * first + 0.5
+        self.w1t = np.ascontiguousarray(w1.T * hidden)
+        self.b1 = b1 * (2.0**ACT_BITS * hidden) + 0.5
+        self.w2t = np.ascontiguousarray(w2.T * out[None])
+        self.b2 = b2 * 2.0**ACT_BITS * out + 0.5
+        self.out_low = np.array([-MEAN_LIMIT, 0.0])
+        self.out_high = np.array([MEAN_LIMIT, NUM_SCALES - 1.0])
+
+    def __call__(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """context integer-valued (N, CONTEXT_SIZE) -> (mean_q, index), int64 (N,) each (see
+        :func:`arm_exact`)."""
+        top = ACT_MAX * 2**ACT_BITS
+        x = np.clip(np.asarray(context, dtype=np.float64), -INPUT_LIMIT, INPUT_LIMIT)
+        h = x @ self.w0t
+        h += self.b0
+        np.floor(h, out=h)
+        np.clip(h, 0.0, top, out=h)
+        h = h @ self.w1t
+        h += self.b1
+        np.floor(h, out=h)
+        np.clip(h, 0.0, top, out=h)
+        out = h @ self.w2t
+        out += self.b2
+        np.floor(out, out=out)
+        np.clip(out, self.out_low, self.out_high, out=out)
+        out = out.astype(np.int64)
+        return out[:, 0], out[:, 1]
 
 
 def arm_exact(context: np.ndarray, integers: list[np.ndarray], step_bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,19 +176,6 @@ def arm_exact(context: np.ndarray, integers: list[np.ndarray], step_bits: int) -
 
     Every value is an integer below 2**53 in magnitude (inputs <= 2**11, weights <= 2**15,
     activations <= 2**14, sums over at most 2**10 terms), so float64 products and sums are
-    exact whatever their order.
+    exact whatever their order; rescaling multiplies by powers of two (exact) and floors.
     """
-    w0, b0, w1, b1, w2, b2 = (np.asarray(a, dtype=np.float64) for a in integers)
-    x = np.clip(np.asarray(context, dtype=np.float64), -INPUT_LIMIT, INPUT_LIMIT)
-    top = ACT_MAX * 2**ACT_BITS
-    # layer 0: accumulator on the 2**-k grid -> activations on the 2**-ACT_BITS grid
-    acc = x @ w0.T + b0
-    h = np.clip(np.floor(acc * 2.0 ** (ACT_BITS - step_bits) + 0.5), 0, top)
-    # layers 1, 2: accumulators on the 2**-(k + ACT_BITS) grid
-    acc = h @ w1.T + b1 * 2.0**ACT_BITS
-    h = np.clip(np.floor(acc * 2.0**-step_bits + 0.5), 0, top)
-    acc = h @ w2.T + b2 * 2.0**ACT_BITS
-    unit = 2.0 ** -(step_bits + ACT_BITS)
-    mean_q = np.clip(np.floor(acc[:, 0] * (unit * MEAN_FRACTIONS) + 0.5), -MEAN_LIMIT, MEAN_LIMIT)
-    index = np.clip(np.floor(acc[:, 1] * unit + 0.5), 0, NUM_SCALES - 1)
-    return mean_q.astype(np.int64), index.astype(np.int64)
+    return IntegerARM(integers, step_bits)(context)

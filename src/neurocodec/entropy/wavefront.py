@@ -25,7 +25,7 @@ import numpy as np
 
 from ..coding.stepwise import StepwiseDecoder, encode_steps
 from ..coding.tables import IntTables
-from .arm import CONTEXT_OFFSETS, SLOPE, arm_exact
+from .arm import CONTEXT_OFFSETS, SLOPE, IntegerARM, arm_exact
 from .laplace import MEAN_FRACTIONS, NUM_SCALES
 
 _PAD_TOP, _PAD_SIDE = 2, 2
@@ -122,9 +122,10 @@ def pyramid_symbols(levels: list[np.ndarray], schedule: Schedule, arm: list[np.n
     buffer = schedule.buffer_from_levels(levels)
     n = schedule.positions.size
     symbols, table = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    exact = IntegerARM(arm, step_bits)
     for a in range(0, n, CHUNK):
         b = min(a + CHUNK, n)
-        mean_q, index = arm_exact(schedule.contexts(buffer, a, b), arm, step_bits)
+        mean_q, index = exact(schedule.contexts(buffer, a, b))
         symbols[a:b], table[a:b] = symbols_and_tables(buffer[schedule.positions[a:b]], mean_q, index)
     return symbols, table
 
@@ -140,17 +141,19 @@ def decode_pyramid(data: bytes, schedule: Schedule, arm: list[np.ndarray], step_
                    tables: IntTables) -> list[np.ndarray]:
     """Decode the levels written by :func:`encode_pyramid`, one ARM evaluation and one coder
     call per step. Returns int64 (h_l, w_l) per level. Raises FormatError for bad data."""
-    buffer = np.zeros(schedule.buffer_size, dtype=np.int64)
+    buffer = np.zeros(schedule.buffer_size, dtype=np.float64)  # integers, exact below 2**53
     decoder = StepwiseDecoder(data, tables)
-    bounds, positions = schedule.bounds, schedule.positions
+    exact = IntegerARM(arm, step_bits)
+    bounds, positions, strides = schedule.bounds, schedule.positions, schedule.strides
     for s in range(bounds.size - 1):
         a, b = int(bounds[s]), int(bounds[s + 1])
-        mean_q, index = arm_exact(schedule.contexts(buffer, a, b), arm, step_bits)
-        base = np.floor_divide(mean_q, MEAN_FRACTIONS)
+        pos = positions[a:b]
+        mean_q, index = exact(buffer[pos[:, None] + _DI[None] * strides[a:b, None] + _DJ[None]])
+        base = mean_q >> 2 if MEAN_FRACTIONS == 4 else np.floor_divide(mean_q, MEAN_FRACTIONS)
         table = (mean_q - base * MEAN_FRACTIONS) * NUM_SCALES + index
-        buffer[positions[a:b]] = decoder.decode(table) + base
+        buffer[pos] = decoder.decode(table) + base
     decoder.finish()
-    return schedule.levels_from_buffer(buffer)
+    return [level.astype(np.int64) for level in schedule.levels_from_buffer(buffer)]
 
 
 def decode_pyramid_sequential(data: bytes, schedule: Schedule, arm: list[np.ndarray], step_bits: int,

@@ -39,11 +39,11 @@ from torch import nn
 from ..entropy.arm import WEIGHT_LIMIT, ContextMLP, quantise_arm
 from ..entropy.fixedpoint import round_ste
 from ..entropy.laplace import inverse_scale_of_index, laplace_bits
-from ..entropy.parameters import PARAMETER_LIMIT, decode_parameters, encode_parameters
+from ..entropy.parameters import PARAMETER_LIMIT, best_scale, decode_parameters, encode_parameters
 from ..entropy.pyramid import PyramidPrior
 from ..entropy.wavefront import decode_pyramid, encode_pyramid, make_schedule, pyramid_symbols
 from ..errors import FormatError
-from ..transforms.pyramid import PyramidSynthesis, level_shapes, upsample_pyramid
+from ..transforms.pyramid import PyramidSynthesis, level_shapes, synthesise, upsample_pyramid
 from .base import VariableRateCodec, lambda_for_quality
 
 #: Iteration budgets of the encoder presets (``effort`` = 0 uses the config's preset).
@@ -112,24 +112,27 @@ class OverfitCodec(VariableRateCodec):
       synth_hidden: hidden width of the 1x1 synthesis network.
       refine_hidden: hidden channels of the 3x3 refinement.
       preset: the default iteration budget, a key of :data:`PRESETS`.
-      lr: Adam's initial learning rate (latents and networks).
+      lr: Adam's initial learning rate of the networks.
+      latent_lr_scale: the latents' learning rate relative to ``lr``.
       noise_fraction: fraction of the iterations in the noise phase (the rest rounds
         straight-through).
     """
 
     architecture = "overfit"
-    #: Not trained on a data set (``neurocodec train`` cannot build it): fitted per image.
-    trainable = False
+    #: Fitted per image at encode time: nothing to learn from a data set (``neurocodec train``
+    #: does not offer it).
+    learns_per_image = True
 
     def __init__(self, levels: int = 7, arm_hidden: int = 16, synth_hidden: int = 16, refine_hidden: int = 4,
-                 preset: str = "fast", lr: float = 0.03, noise_fraction: float = 0.75):
+                 preset: str = "fast", lr: float = 0.03, noise_fraction: float = 0.75, latent_lr_scale: float = 4.0):
         super().__init__()
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
         self._config = dict(levels=levels, arm_hidden=arm_hidden, synth_hidden=synth_hidden,
-                            refine_hidden=refine_hidden, preset=preset, lr=lr, noise_fraction=noise_fraction)
+                            refine_hidden=refine_hidden, preset=preset, lr=lr, noise_fraction=noise_fraction,
+                            latent_lr_scale=latent_lr_scale)
         self.levels, self.arm_hidden, self.synth_hidden, self.refine_hidden = levels, arm_hidden, synth_hidden, refine_hidden
-        self.preset, self.lr, self.noise_fraction = preset, lr, noise_fraction
+        self.preset, self.lr, self.noise_fraction, self.latent_lr_scale = preset, lr, noise_fraction, latent_lr_scale
         self.latent_channels = levels
         self.pad_multiple = 1
         self.entropy_model = PyramidPrior()
@@ -191,7 +194,8 @@ class OverfitCodec(VariableRateCodec):
         return self.fit(x, quality, steps, lr=lr, seed=seed)
 
     def fit(self, x: torch.Tensor, quality: float, iterations: int | None = None, lr: float | None = None,
-            seed: int = 0, precision: str = "fp32", progress: FitProgress | None = None) -> FittedImage:
+            seed: int = 0, precision: str = "fp32", progress: FitProgress | None = None,
+            latent_lr_scale: float | None = None) -> FittedImage:
         """Optimise the latent pyramid and the networks of one image.
 
         Args:
@@ -203,6 +207,8 @@ class OverfitCodec(VariableRateCodec):
           precision: ``"fp32"`` or ``"bf16"`` (bf16 autocast of the upsampling and synthesis;
             the rate is always float32).
           progress: called every 50 iterations and at the end.
+          latent_lr_scale: the latents' learning rate relative to the networks' (default: the
+            config's).
         Returns:
           the :class:`FittedImage`.
         """
@@ -218,14 +224,17 @@ class OverfitCodec(VariableRateCodec):
             lam = float(lambda_for_quality(torch.tensor([float(quality)])))
             arm, synthesis = self._new_networks(seed)
             latents = [torch.zeros(1, 1, h, w, requires_grad=True) for h, w in level_shapes(height, width, self.levels)]
+            scale = self.latent_lr_scale if latent_lr_scale is None else latent_lr_scale
+            base_lrs = [lr * scale, lr, lr]
             optimizer = torch.optim.Adam([{"params": latents}, {"params": list(arm.parameters())},
                                           {"params": list(synthesis.parameters())}], lr=lr)
             generator = torch.Generator().manual_seed(seed)
             noisy_until = int(round(self.noise_fraction * iterations))
             bpp = psnr = float("nan")
             for it in range(iterations):
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * it / max(iterations, 1)))
+                decay = 0.5 * (1.0 + math.cos(math.pi * it / max(iterations, 1)))
+                for group, base in zip(optimizer.param_groups, base_lrs):
+                    group["lr"] = base * decay
                 if it < noisy_until:
                     hats = [y + torch.rand(y.shape, generator=generator) - 0.5 for y in latents]
                 else:
@@ -266,9 +275,7 @@ class OverfitCodec(VariableRateCodec):
         height, width = fit.x.shape[-2:]
         schedule = self.schedule(height, width)
 
-        def param_bits(integers: list[np.ndarray], scale_search: bool = True) -> float:
-            from ..entropy.parameters import best_scale
-
+        def param_bits(integers: list[np.ndarray]) -> float:
             total = 0.0
             for t in integers:
                 flat = t.ravel().astype(np.int32)
@@ -329,13 +336,11 @@ class OverfitCodec(VariableRateCodec):
     # -- decoder ------------------------------------------------------------------------
     def _render_from(self, z: torch.Tensor, mlp_ints: list[np.ndarray], k_mlp: int, ref_ints: list[np.ndarray],
                      k_ref: int) -> torch.Tensor:
-        """Synthesis from the stacked pyramid z (1, L, H, W) and integer parameters."""
-        synthesis = PyramidSynthesis(self.levels, self.synth_hidden, self.refine_hidden)
-        values = [torch.from_numpy(i.astype(np.float64) * 2.0**-k_mlp).float() for i in mlp_ints]
-        values += [torch.from_numpy(i.astype(np.float64) * 2.0**-k_ref).float() for i in ref_ints]
-        for p, v in zip(synthesis.mlp_tensors() + synthesis.refine_tensors(), values):
-            p.data.copy_(v)
-        return synthesis(z)
+        """Synthesis from the stacked pyramid z (1, L, H, W) and integer parameters (value =
+        integer x 2**-k, exact in float32 for integers below 2**24)."""
+        mlp = [torch.from_numpy(i.astype(np.float64) * 2.0**-k_mlp).float() for i in mlp_ints]
+        refine = [torch.from_numpy(i.astype(np.float64) * 2.0**-k_ref).float() for i in ref_ints]
+        return synthesise(z, mlp, refine)
 
     @torch.no_grad()
     def reconstruct(self, y_hat: DecodedImage, quality: float = 0.0) -> torch.Tensor:

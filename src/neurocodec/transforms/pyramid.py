@@ -36,6 +36,24 @@ def upsample_pyramid(levels: list[torch.Tensor]) -> torch.Tensor:
     return x
 
 
+def synthesise(z: torch.Tensor, mlp: list[torch.Tensor], refine: list[torch.Tensor]) -> torch.Tensor:
+    """The synthesis as a function of its parameters (what a decoder runs with the values it
+    decoded; no module is built, no random state touched).
+
+    Args:
+      z: float (1, L, H, W), the stacked pyramid.
+      mlp: weight (hidden, L, 1, 1), bias, weight (hidden, hidden, 1, 1), bias, weight
+        (3, hidden, 1, 1), bias.
+      refine: weight (r, 3, 3, 3), bias (r,), weight (3, r, 3, 3), bias (3,).
+    Returns:
+      float (1, 3, H, W), not clamped.
+    """
+    h = F.relu(F.conv2d(z, mlp[0], mlp[1]))
+    h = F.relu(F.conv2d(h, mlp[2], mlp[3]))
+    x = F.conv2d(h, mlp[4], mlp[5])
+    return x + F.conv2d(F.relu(F.conv2d(x, refine[0], refine[1], padding=1)), refine[2], refine[3], padding=1)
+
+
 class PyramidSynthesis(nn.Module):
     """``refine(mlp(z))``: a 1x1 MLP ``L -> hidden -> hidden -> 3`` (ReLU), then
     ``x + conv3x3(relu(conv3x3(x)))`` with ``refine_hidden`` channels, zero-initialised so it
@@ -57,10 +75,7 @@ class PyramidSynthesis(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z float (1, L, H, W) -> image float (1, 3, H, W) (not clamped)."""
-        h = F.relu(self.mlp[0](z))
-        h = F.relu(self.mlp[1](h))
-        x = self.mlp[2](h)
-        return x + self.refine[1](F.relu(self.refine[0](x)))
+        return synthesise(z, self.mlp_tensors(), self.refine_tensors())
 
     def mlp_tensors(self) -> list[torch.Tensor]:
         """Parameters of the 1x1 network, in stream order (weight, bias per layer)."""
