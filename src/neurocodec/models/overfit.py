@@ -145,8 +145,11 @@ class OverfitCodec(VariableRateCodec):
 
     def parameter_shapes(self) -> list[tuple[int, ...]]:
         """Shapes of the per-image network tensors in stream order (ARM, 1x1 net, refinement)."""
-        arm, syn = self._new_networks(0)
-        return [tuple(t.shape) for t in arm.tensors() + syn.mlp_tensors() + syn.refine_tensors()]
+        if "_parameter_shapes" not in self.__dict__:
+            arm, syn = self._new_networks(0)
+            self.__dict__["_parameter_shapes"] = [tuple(t.shape) for t in
+                                                  arm.tensors() + syn.mlp_tensors() + syn.refine_tensors()]
+        return list(self.__dict__["_parameter_shapes"])
 
     def _new_networks(self, seed: int) -> tuple[ContextMLP, PyramidSynthesis]:
         with torch.random.fork_rng(devices=[]):
