@@ -261,3 +261,34 @@ def test_through_codec_with_a_weight_file(model, tmp_path):
     for bad in (data[:-1], data[:len(data) // 2], data[:-6] + bytes([data[-6] ^ 4]) + data[-5:]):
         with pytest.raises(FormatError):
             codec.decompress(bad)
+
+
+def test_cross_process_decoding(model, fitted, tmp_path):
+    """A decoder in another process (2 threads, mkldnn off) derives the same latents and
+    parameters as the encoder here (whatever the thread count, the prior path is integer)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    x, _, segments, decoded = fitted
+    for i, segment in enumerate(segments):
+        (tmp_path / f"s{i}").write_bytes(segment)
+    script = f"""
+import hashlib, numpy as np, torch
+torch.set_num_threads(2)
+from neurocodec.models import build_model
+m = build_model("overfit"); m.update_tables()
+segments = [open({str(tmp_path / 's0')!r}, "rb").read(), open({str(tmp_path / 's1')!r}, "rb").read()]
+with torch.backends.mkldnn.flags(enabled=False):
+    d = m.decode_segments(segments, {tuple(x.shape[-2:])!r})
+h = hashlib.sha256()
+for a in d.levels + d.integers:
+    h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+print(d.step_bits, h.hexdigest())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    h = hashlib.sha256()
+    for a in decoded.levels + decoded.integers:
+        h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+    assert out.stdout.split() == [*str(decoded.step_bits).split(), h.hexdigest()]
