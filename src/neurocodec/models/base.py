@@ -70,6 +70,9 @@ class VariableRateCodec(nn.Module):
     #: (kept at initialisation when warm-starting from one; see
     #: :func:`neurocodec.zoo.weights.load_state_into`).
     warm_start_fresh: tuple[str, ...] = ()
+    #: True for a codec that learns each image's networks at encode time (``overfit``): it has
+    #: nothing to learn from a data set, so ``neurocodec train`` does not offer it.
+    learns_per_image: bool = False
 
     def init_gains(self, initial_steps: torch.Tensor | None = None) -> None:
         """Create gain tables. ``initial_steps`` float (8, C): quantisation step per quality and

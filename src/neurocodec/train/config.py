@@ -160,6 +160,9 @@ class TrainConfig:
         _require(self.architecture in ARCHITECTURES, "architecture",
                  f"{_shown(self.architecture)} is not registered; known architectures are "
                  f"{', '.join(sorted(ARCHITECTURES))}")
+        _require(not ARCHITECTURES[self.architecture].learns_per_image, "architecture",
+                 f"{_shown(self.architecture)} learns each image's networks when it encodes it; there is nothing "
+                 "to train on a data set (docs/overfitted.md)")
         _require(not self.fresh_only or bool(ARCHITECTURES[self.architecture].warm_start_fresh), "fresh_only",
                  f"leaves nothing to train: {self.architecture} adds no parameters to its warm start")
         if self.model_config:
