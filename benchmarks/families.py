@@ -108,7 +108,12 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    names = [m for m in args.models.split(",") if m] or [m.name for m in list_models()]
+    # A codec that learns per image at encode time (overfit-cc: minutes per image) has its own
+    # RD-against-encode-time benchmark, benchmarks/overfit.py.
+    from neurocodec.models import ARCHITECTURES
+
+    names = [m for m in args.models.split(",") if m] or [
+        m.name for m in list_models() if not ARCHITECTURES[m.architecture].learns_per_image]
     names = [DEFAULT_MODEL] + [n for n in names if n != DEFAULT_MODEL]
     facts = {n: model_facts(n) for n in names}
     write = not args.no_docs and not args.images

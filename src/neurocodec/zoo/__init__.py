@@ -91,8 +91,9 @@ def releases() -> list[dict]:
 
 
 def release_of(name: str, hash_: bytes) -> str | None:
-    """The release (package version) that shipped model ``name`` with weights ``hash_``, or None."""
-    for release in reversed(releases()):
+    """The first release (package version) that shipped model ``name`` with weights ``hash_``
+    (later releases may ship the same file), or None."""
+    for release in releases():
         entry = release["models"].get(name)
         if entry and entry["hash"] == hash_.hex():
             return release["version"]
