@@ -106,12 +106,13 @@ def main(argv=None) -> int:
     qualities = [float(q) for q in args.qualities.split(",")]
     realisms = [float(r) for r in args.realisms.split(",")]
     codec = Codec(args.model)
-    from neurocodec.zoo.realism import find_realism, read_realism_metadata
+    from neurocodec.zoo.realism import find_realism
+    from neurocodec.zoo.weights import read_metadata
 
     decoder_file = find_realism(codec.info.path)
     if decoder_file is None:
         raise SystemExit(f"model {codec.info.name} has no realism decoder")
-    card = read_realism_metadata(decoder_file)["card"]
+    card = read_metadata(decoder_file)["card"]
     started = time.time()
     rows, decoded = measure(codec, images, qualities, realisms)
     minutes = (time.time() - started) / 60

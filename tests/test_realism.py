@@ -19,7 +19,8 @@ from neurocodec import Codec, RealismError, RealismUnavailableError  # noqa: E40
 from neurocodec.cli import main  # noqa: E402
 from neurocodec.metrics import band_energy_ratios, gradient_histogram_distance  # noqa: E402
 from neurocodec.transforms.realism import RealismSynthesis, texture_noise  # noqa: E402
-from neurocodec.zoo.realism import find_realism, read_realism_metadata, realism_files  # noqa: E402
+from neurocodec.zoo.realism import find_realism, realism_files  # noqa: E402
+from neurocodec.zoo.weights import read_metadata  # noqa: E402
 
 
 def textured_image(height: int = 64, width: int = 96, seed: int = 0) -> np.ndarray:
@@ -42,7 +43,7 @@ def test_the_default_model_ships_a_realism_decoder_for_its_own_weights():
     info = zoo.model_info()
     path = find_realism(info.path)
     assert path is not None and path in realism_files()
-    card = read_realism_metadata(path)["card"]
+    card = read_metadata(path)["card"]
     assert card["base_model"] == info.name and card["steps"] > 0 and card["cpu_hours"] > 0
 
 
@@ -171,7 +172,7 @@ def test_realism_training_runs_resumes_and_exports(tmp_path):
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 3
     out = tmp_path / "r.safetensors"
     assert recipe.main([str(data), str(run), "--export", str(out)]) == 0
-    meta = read_realism_metadata(out)
+    meta = read_metadata(out)
     assert meta["base_digest"] == decoding_digest(model_info().path)
     assert meta["config"]["hidden"] == 8 and meta["card"]["steps"] == 3
     assert str(tmp_path) not in json.dumps(meta)  # no machine-local path in the card

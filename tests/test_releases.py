@@ -28,14 +28,15 @@ def test_every_shipped_model_is_in_the_current_release():
 
 def test_every_shipped_realism_decoder_is_in_the_current_release():
     """A realism decoder changes the pixels of every decode at R > 0: its file is released too."""
-    from neurocodec.zoo.realism import read_realism_metadata, realism_files
+    from neurocodec.zoo.realism import realism_files
+    from neurocodec.zoo.weights import read_metadata
 
     current = [r for r in zoo.releases() if r["version"] == neurocodec.__version__][-1]
     for path in realism_files():
         entry = current.get("realism", {}).get(path.stem)
         assert entry is not None, f"realism decoder {path.name} is shipped but not in release {neurocodec.__version__}"
         assert entry["hash"] == zoo.weight_hash(path).hex(), f"{path.name} changed: make a new release"
-        assert entry["base_digest"] == read_realism_metadata(path)["base_digest"]
+        assert entry["base_digest"] == read_metadata(path)["base_digest"]
 
 
 def test_a_version_never_names_two_different_weight_sets_from_now_on():

@@ -188,11 +188,9 @@ def _natural_crop() -> np.ndarray:
 # --------------------------------------------------------------------------- #
 
 
-@pytest.mark.parametrize("architecture", ("block-swinv2", "block-region", "block-mixture"))
-def test_train_warm_starts_from_the_shipped_weights(architecture, tmp_path):
-    """``train(TrainConfig(init_from=<shipped>, architecture=A, model_config=<its card's
-    options>))`` loads the default's parameters and trains the fresh ones: one step of
-    batch 1 on 32-pixel crops moves the zero-initialised output layers."""
+def _train_from_shipped(architecture: str, tmp_path: Path, steps: int, fresh_only: bool = False):
+    """``train`` warm-started from the shipped default, batch 1 of 32-pixel crops of two small
+    images; returns the model after the last step."""
     from PIL import Image
 
     from neurocodec.train import TrainConfig, train
@@ -202,11 +200,19 @@ def test_train_warm_starts_from_the_shipped_weights(architecture, tmp_path):
     for i in range(2):
         Image.fromarray(image(48, 64, i)).save(folder / f"img{i}.png")
     cfg = TrainConfig(data=str(folder), architecture=architecture, model_config=_shipped_config(),
-                      init_from=str(SHIPPED), steps=1, batch=1, crop=32, scales=(1.0,), log_every=1,
-                      checkpoint_every=1, rate_proxy="round", seed=3, precision="fp32")
+                      init_from=str(SHIPPED), steps=steps, batch=1, crop=32, scales=(1.0,), log_every=1,
+                      checkpoint_every=1, rate_proxy="round", seed=3, precision="fp32", fresh_only=fresh_only)
     trained = []
     train(cfg, tmp_path / "run", progress=False, on_step=lambda step, model: trained.append(model))
-    model = trained[-1]
+    return trained[-1]
+
+
+@pytest.mark.parametrize("architecture", ("block-swinv2", "block-region", "block-mixture"))
+def test_train_warm_starts_from_the_shipped_weights(architecture, tmp_path):
+    """``train(TrainConfig(init_from=<shipped>, architecture=A, model_config=<its card's
+    options>))`` loads the default's parameters and trains the fresh ones: one step of
+    batch 1 on 32-pixel crops moves the zero-initialised output layers."""
+    model = _train_from_shipped(architecture, tmp_path, steps=1)
     fresh = {k: v for k, v in model.state_dict().items() if k.startswith(model.warm_start_fresh)}
     start = ARCHITECTURES[architecture](**_shipped_config()).state_dict()
     moved = [k for k, v in fresh.items() if not torch.equal(v, start[k])]
@@ -222,20 +228,7 @@ def test_train_warm_starts_from_the_shipped_weights(architecture, tmp_path):
 def test_fresh_only_trains_the_additions_and_leaves_the_loaded_weights_as_they_are(architecture, tmp_path):
     """``--fresh-only``: the family's additions move, every parameter loaded from --init-from
     keeps its value bit for bit."""
-    from PIL import Image
-
-    from neurocodec.train import TrainConfig, train
-
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for i in range(2):
-        Image.fromarray(image(48, 64, i)).save(folder / f"img{i}.png")
-    cfg = TrainConfig(data=str(folder), architecture=architecture, model_config=_shipped_config(),
-                      init_from=str(SHIPPED), steps=2, batch=1, crop=32, scales=(1.0,), log_every=1,
-                      checkpoint_every=1, rate_proxy="round", seed=3, precision="fp32", fresh_only=True)
-    trained = []
-    train(cfg, tmp_path / "run", progress=False, on_step=lambda step, model: trained.append(model))
-    model = trained[-1]
+    model = _train_from_shipped(architecture, tmp_path, steps=2, fresh_only=True)
     start = ARCHITECTURES[architecture](**_shipped_config())
     from neurocodec.zoo import load_state_into
 

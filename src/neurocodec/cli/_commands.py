@@ -669,8 +669,8 @@ def cmd_info(args) -> int:
 def models_list() -> list[dict]:
     """The models ``neurocodec models`` lists (reads cards and hashes only: no torch)."""
     from neurocodec import zoo
-    from neurocodec.zoo.realism import find_realism, read_realism_metadata
-    from neurocodec.zoo.weights import hints_measured_for
+    from neurocodec.zoo.realism import find_realism
+    from neurocodec.zoo.weights import hints_measured_for, read_metadata
 
     out = []
     for m in zoo.list_models():
@@ -678,7 +678,7 @@ def models_list() -> list[dict]:
         realism_file = find_realism(m.path)
         realism = None
         if realism_file is not None:
-            realism_card = read_realism_metadata(realism_file)["card"]
+            realism_card = read_metadata(realism_file)["card"]
             realism = {"steps": realism_card.get("steps"), "cpu_hours": realism_card.get("cpu_hours")}
         out.append({
             "name": m.name,

@@ -36,6 +36,7 @@ import constriction
 import numpy as np
 
 from ..errors import FormatError
+from .corrupt import corrupt_data_is_format_error
 from .identity_cache import IdentityCache
 from .tables import (
     ESCAPE_LENGTH_ALPHABET,
@@ -55,8 +56,6 @@ _model = constriction.stream.model
 # Chunk width of the bypass code (constriction's uniform models take < 2**24 values).
 _CHUNK_BITS = 16
 
-# Exceptions never converted into FormatError while decoding.
-_PASSTHROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)
 
 
 def _sort_key(table_indexes: np.ndarray, num_tables: int) -> np.ndarray:
@@ -223,14 +222,8 @@ class CpuRangeCoder:
             if words.size:
                 raise FormatError(f"{words.size * 4} bytes of data for 0 symbols")
             return np.zeros(idx.shape, dtype=np.int32)
-        try:
+        with corrupt_data_is_format_error():
             out = self._decode(words, flat_idx, tables)
-        except FormatError:
-            raise
-        except _PASSTHROUGH:
-            raise
-        except BaseException as exc:  # constriction raises AssertionError, may panic
-            raise FormatError(f"corrupt coded data: {exc}") from exc
         return out.reshape(idx.shape)
 
     def _decode(self, words: np.ndarray, flat_idx: np.ndarray, tables: IntTables):

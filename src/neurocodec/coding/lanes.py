@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError
+from .corrupt import corrupt_data_is_format_error
 from .identity_cache import IdentityCache
 from .tables import IntTables, _as_indexes, bit_length, _check_coding_inputs, unzigzag, zigzag
 
@@ -108,7 +109,6 @@ _LENGTH_CUM = (np.cumsum(LENGTH_FREQS.astype(np.int64)) - LENGTH_FREQS).tolist()
 _SCALAR_READS = 6
 
 _HEADER = struct.Struct("<BBH")
-_PASSTHROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)
 
 
 # ---------------------------------------------------------------------------
@@ -478,15 +478,9 @@ def decode(data: Any, table_indexes: Any, tables: IntTables) -> np.ndarray:
         if memoryview(data).nbytes:
             raise FormatError(f"{memoryview(data).nbytes} bytes of data for 0 symbols")
         return np.zeros(idx.shape, dtype=np.int32)
-    try:
+    with corrupt_data_is_format_error():
         seg = Segment(data, n)
         out = _decode_steps(lt, seg, flat_idx)
-    except FormatError:
-        raise
-    except _PASSTHROUGH:
-        raise
-    except Exception as exc:  # defensive: no other exception may escape on bad data
-        raise FormatError(f"corrupt coded data: {exc}") from exc
     return out.reshape(idx.shape)
 
 

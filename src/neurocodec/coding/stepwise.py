@@ -38,6 +38,7 @@ import constriction
 import numpy as np
 
 from ..errors import FormatError
+from .corrupt import corrupt_data_is_format_error
 from .cpu import decode_bypass, encode_bypass
 from .tables import IntTables
 
@@ -45,7 +46,6 @@ __all__ = ["encode_steps", "StepwiseDecoder", "step_models"]
 
 _queue = constriction.stream.queue
 _model = constriction.stream.model
-_PASSTHROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)
 
 
 def step_models(tables: IntTables) -> list:
@@ -155,14 +155,8 @@ class StepwiseDecoder:
             raise ValueError(f"table indexes must lie in [0, {self._tables.num_tables})")
         if self._decoder is None:
             raise FormatError("coded data ends before the last symbol")
-        try:
+        with corrupt_data_is_format_error():
             return self._decode(idx)
-        except FormatError:
-            raise
-        except _PASSTHROUGH:
-            raise
-        except BaseException as exc:  # constriction raises AssertionError, may panic
-            raise FormatError(f"corrupt coded data: {exc}") from exc
 
     def _decode(self, idx: np.ndarray) -> np.ndarray:
         order, present, starts = _groups(idx)

@@ -50,12 +50,12 @@ from triton.runtime.jit import JITFunction
 
 from ..errors import FormatError
 from . import lanes as ref
+from .corrupt import corrupt_data_is_format_error
 from .identity_cache import IdentityCache
 from .tables import IntTables, _as_indexes, _check_coding_inputs
 
 __all__ = ["TritonLaneCoder", "compile_for", "KERNEL_NAMES"]
 
-_PASSTHROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)
 
 # ---------------------------------------------------------------------------
 # Kernel source. Plain functions: `_variants` binds them either as compiled
@@ -565,14 +565,8 @@ class TritonLaneCoder:
                 raise FormatError(f"{memoryview(data).nbytes} bytes of data for 0 symbols")
             return np.zeros(idx.shape, dtype=np.int32)
         seg = ref.Segment(data, n)  # raises FormatError on a bad header
-        try:
+        with corrupt_data_is_format_error():
             out = self._decode(seg, idx, lt, dev)
-        except FormatError:
-            raise
-        except _PASSTHROUGH:
-            raise
-        except Exception as exc:
-            raise FormatError(f"corrupt coded data: {exc}") from exc
         return out.reshape(idx.shape)
 
     def _decode(self, seg: ref.Segment, idx: np.ndarray, lt, dev) -> np.ndarray:

@@ -12,27 +12,14 @@ Nothing here is loaded until a decode asks for realism.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from . import WEIGHTS_DIR
-from .weights import decoding_digest
+from .weights import decoding_digest, read_metadata
 
 REALISM_DIR = WEIGHTS_DIR / "realism"
 KIND = "realism-decoder"
-
-
-def read_realism_metadata(path: str | Path) -> dict[str, Any]:
-    """A realism file's metadata with ``config`` and ``card`` parsed."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as f:
-        meta = dict(f.metadata() or {})
-    meta["config"] = json.loads(meta.get("config", "{}"))
-    meta["card"] = json.loads(meta.get("card", "{}"))
-    return meta
 
 
 @lru_cache(maxsize=16)
@@ -50,7 +37,7 @@ def find_realism(weights_path: str | Path) -> Path | None:
     path = Path(weights_path)
     digest = _digest(path, path.stat().st_mtime_ns)
     for candidate in realism_files():
-        meta = read_realism_metadata(candidate)
+        meta = read_metadata(candidate)
         if meta.get("kind") == KIND and meta.get("base_digest") == digest:
             return candidate
     return None
@@ -63,10 +50,10 @@ def load_realism(path: Path):
 
     from ..transforms.realism import RealismSynthesis
 
-    meta = read_realism_metadata(path)
+    meta = read_metadata(path)
     module = RealismSynthesis(**meta["config"])
     module.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
     return module.eval()
 
 
-__all__ = ["KIND", "REALISM_DIR", "find_realism", "load_realism", "read_realism_metadata", "realism_files"]
+__all__ = ["KIND", "REALISM_DIR", "find_realism", "load_realism", "realism_files"]
