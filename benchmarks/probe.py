@@ -34,6 +34,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dev-images", type=int, default=2, help="the first N development photographs")
     parser.add_argument("--qualities", default="1,3,5,8")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--default-hints", action="store_true",
+                        help="code the snapshot with the shipped default's encoder hints instead of hints measured "
+                             "for it (same latent channels): separates the hints from the weights")
     args = parser.parse_args(argv)
 
     import torch
@@ -73,6 +76,10 @@ def main(argv=None) -> int:
             curves, times = {}, {}
             for who in ("default", "probe"):
                 codec = NeuralCodec(threads=args.threads, weights=None if who == "default" else str(path))
+                if who == "probe" and args.default_hints:
+                    from neurocodec.zoo import load_model
+
+                    codec.codec.model.channel_energy = load_model().channel_energy
                 curves[who] = evaluate(codec, images, qualities, with_ms_ssim=False)
                 times[who] = (statistics.median(p.enc_s for p in curves[who]),
                               statistics.median(p.dec_s for p in curves[who]))
@@ -81,8 +88,9 @@ def main(argv=None) -> int:
             bd = bd_or_none(curves["probe"], curves["default"])
             rows.append(f"| {label} ({len(images)} images) | {'n/a' if bd is None else f'{bd:+.2f} %'} | "
                         f"{times['probe'][0] / times['default'][0]:.2f} | {times['probe'][1] / times['default'][1]:.2f} |")
+    hints = "the snapshot with the default's hints" if args.default_hints else "each with its own encoder hints"
     print(f"{args.run.name} at step {saved['step']} ({config['architecture']}) against the shipped default, "
-          f"qualities {args.qualities}, both with encoder hints:")
+          f"qualities {args.qualities}, {hints}:")
     print("| set | BD-rate vs default | encode / default | decode / default |\n|---|---|---|---|")
     print("\n".join(rows))
     return 0
