@@ -126,7 +126,7 @@ def part_decode(args) -> dict:
                 model.decompress(segments, shape)
             times.append(time.perf_counter() - start)
         start = time.perf_counter()
-        model.decode_segments(segments, shape)
+        model.decode_latents(segments, shape)
         entropy = time.perf_counter() - start
         steps = model.schedule(*shape).bounds.size - 1
         row = dict(image=name, seconds=statistics.median(times), entropy_decoding_seconds=entropy, steps=steps,

@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     from neurocodec.zoo.realism import find_realism
     from neurocodec.zoo.weights import read_metadata
 
-    decoder_file = find_realism(codec.info.path)
+    decoder_file = find_realism(codec.info)
     if decoder_file is None:
         raise SystemExit(f"model {codec.info.name} has no realism decoder")
     card = read_metadata(decoder_file)["card"]

@@ -184,7 +184,7 @@ def test_exact_round_trip(model, fitted):
     assert len(segments) == model.segments_per_tile == 2
     promised = model.reconstruct(decoded)
     assert torch.equal(model.decompress(segments, tuple(x.shape[-2:])), promised)
-    again = model.decode_segments(segments, tuple(x.shape[-2:]))
+    again = model.decode_latents(segments, tuple(x.shape[-2:]))
     assert again.step_bits == decoded.step_bits
     assert all(np.array_equal(a, b) for a, b in zip(again.levels, decoded.levels))
 
@@ -207,7 +207,7 @@ def test_symbols_identical_across_threads_and_mkldnn(model, fitted, threads, mkl
     try:
         with torch.backends.mkldnn.flags(enabled=mkldnn):
             again, _ = model.code_latents(decoded, 4.0)
-            levels = model.decode_segments(segments, tuple(x.shape[-2:])).levels
+            levels = model.decode_latents(segments, tuple(x.shape[-2:])).levels
     finally:
         torch.set_num_threads(previous)
     assert again == segments
@@ -280,7 +280,7 @@ from neurocodec.models import build_model
 m = build_model("overfit"); m.update_tables()
 segments = [open({str(tmp_path / 's0')!r}, "rb").read(), open({str(tmp_path / 's1')!r}, "rb").read()]
 with torch.backends.mkldnn.flags(enabled=False):
-    d = m.decode_segments(segments, {tuple(x.shape[-2:])!r})
+    d = m.decode_latents(segments, {tuple(x.shape[-2:])!r})
 h = hashlib.sha256()
 for a in d.levels + d.integers:
     h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())

@@ -41,7 +41,7 @@ def test_the_default_model_ships_a_realism_decoder_for_its_own_weights():
     from neurocodec import zoo
 
     info = zoo.model_info()
-    path = find_realism(info.path)
+    path = find_realism(info)
     assert path is not None and path in realism_files()
     card = read_metadata(path)["card"]
     assert card["base_model"] == info.name and card["steps"] > 0 and card["cpu_hours"] > 0

@@ -461,8 +461,6 @@ class Codec:
         model; use :func:`neurocodec.decompress` to pick the model from the stream.
         """
         realism = check_realism(realism)
-        if realism:
-            self.realism_decoder()  # before any decoding: a model without one fails at once
         header, segments = unpack(data, self.limits)
         if header.weight_hash not in self.info.stream_hashes:
             from .zoo import find_model
@@ -480,7 +478,7 @@ class Codec:
         if self._realism is None:
             from .zoo.realism import find_realism, load_realism
 
-            path = find_realism(self.info.path)
+            path = find_realism(self.info)
             if path is None:
                 raise RealismUnavailableError(f"model {self.info.name!r} has no realism decoder; decode it with "
                                               "realism 0 (the default), or use a model that ships one "
@@ -502,13 +500,16 @@ class Codec:
         out = np.empty((header.height, header.width, 3), dtype=np.uint8)
         m = self.model.pad_multiple
         backend = decoding_backend(header.coder)  # depends on the header only, not on the tile
+        # Before any tile is decoded: a model without a realism decoder fails at once.
+        realism_decoder = self.realism_decoder() if realism else None
         with torch.inference_mode():
             for i, (top, left, h, w) in enumerate(tiles):
                 shape = (_padded(h, m), _padded(w, m))
                 try:
                     tile_segments = segments[per_tile * i:per_tile * (i + 1)]
-                    if realism:
-                        x_hat = self._decode_realistic(tile_segments, shape, quality, backend, realism)
+                    if realism_decoder is not None:
+                        x_hat = self._decode_realistic(realism_decoder, tile_segments, shape, quality, backend,
+                                                       realism)
                     else:
                         x_hat = self.model.decompress(tile_segments, shape, quality, backend)
                 except FormatError:
@@ -520,14 +521,13 @@ class Codec:
                     progress(i + 1, len(tiles))
         return out
 
-    def _decode_realistic(self, segments: list[bytes], shape: tuple[int, int], quality: float, backend: str,
-                          realism: float):
-        """One tile through the MSE decoder and then the realism decoder -> x_hat (1, 3, H, W)."""
+    def _decode_realistic(self, decoder, segments: list[bytes], shape: tuple[int, int], quality: float,
+                          backend: str, realism: float):
+        """One tile through the MSE decoder and then the realism ``decoder`` -> x_hat (1, 3, H, W)."""
         import torch
 
         from .transforms.realism import texture_noise
 
-        decoder = self.realism_decoder()
         y_hat = self.model.decode_latents(segments, shape, quality, backend)
         x0 = self.model.reconstruct(y_hat, quality).clamp(0, 1)
         noise = texture_noise(1, shape[0] // 2, shape[1] // 2, decoder.noise_channels)
@@ -660,10 +660,8 @@ def decompress(data: bytes, limits: Limits | None = None, *, realism: float = 0.
     ``realism``: as :meth:`Codec.decompress`."""
     realism = check_realism(realism)
     header, segments = unpack(data, limits)
-    codec = Codec._of_stream_model(header.model_id, header.weight_hash, limits)
-    if realism:
-        codec.realism_decoder()
-    return codec._decode(header, segments, realism=realism)
+    return Codec._of_stream_model(header.model_id, header.weight_hash, limits)._decode(header, segments,
+                                                                                        realism=realism)
 
 
 def check_realism(value: Any) -> float:
@@ -682,4 +680,4 @@ def realism_models() -> list[str]:
     from .zoo import list_models
     from .zoo.realism import find_realism
 
-    return [info.name for info in list_models() if find_realism(info.path) is not None]
+    return [info.name for info in list_models() if find_realism(info) is not None]

@@ -675,7 +675,7 @@ def models_list() -> list[dict]:
     out = []
     for m in zoo.list_models():
         card = m.card or {}
-        realism_file = find_realism(m.path)
+        realism_file = find_realism(m)
         realism = None
         if realism_file is not None:
             realism_card = read_metadata(realism_file)["card"]

@@ -629,24 +629,29 @@ def _decode(words: np.ndarray, prior: MixturePrior, tables) -> np.ndarray:
 
 
 def mixture_symbol_bits(values: np.ndarray, prior: MixturePrior, tables) -> np.ndarray:
-    """Information content (bits) of each of ``values`` int64 (N,) under the exact integer
-    pmfs the coder uses (an escape: the escape entry plus the bypass code), float64 (N,)."""
+    """Information content (bits) of ``values`` int64 (N,) or (K, N) (K candidate values per
+    element) under the exact integer pmfs the coder uses (an escape: the escape entry plus the
+    bypass code), float64 of the same shape. Each element's pmf is built once for all K."""
     from ..coding.tables import ESCAPE_LENGTH_ALPHABET, bit_length, zigzag
 
-    values = np.asarray(values, dtype=np.int64).ravel()
+    values = np.asarray(values, dtype=np.int64)
+    if values.size == 0:
+        return np.zeros(values.shape, dtype=np.float64)
+    rows = values.reshape(-1, len(prior))
     arrays = _table_arrays(tables)
-    bits = np.empty(values.size, dtype=np.float64)
+    bits = np.empty(rows.shape, dtype=np.float64)
     for positions, part, lo, b in _chunks(prior, tables):
-        local = values[positions] - lo
-        out = (local < 0) | (local >= b)
-        local[out] = b
         pmf = _pmf_rows(part, lo, b, arrays, PMF_PRECISION, tables.precision)
-        chunk = PMF_PRECISION - np.log2(pmf[np.arange(positions.size), local])
-        if out.any():
-            lengths = bit_length(zigzag(values[positions[out]] - prior.anchors[positions[out]]))
-            chunk[out] += math.log2(ESCAPE_LENGTH_ALPHABET) + np.maximum(lengths - 1, 0)
-        bits[positions] = chunk
-    return bits
+        for k in range(rows.shape[0]):
+            local = rows[k, positions] - lo
+            out = (local < 0) | (local >= b)
+            local[out] = b
+            chunk = PMF_PRECISION - np.log2(pmf[np.arange(positions.size), local])
+            if out.any():
+                lengths = bit_length(zigzag(rows[k, positions[out]] - prior.anchors[positions[out]]))
+                chunk[out] += math.log2(ESCAPE_LENGTH_ALPHABET) + np.maximum(lengths - 1, 0)
+            bits[k, positions] = chunk
+    return bits.reshape(values.shape)
 
 
 def mixture_ideal_bits(values: np.ndarray, prior: MixturePrior, tables) -> float:
@@ -742,8 +747,9 @@ class MixtureHyperprior(HyperpriorFamily):
         if distortion_weight is not None:
             residual = (y.double().clamp(-Y_HAT_LIMIT, Y_HAT_LIMIT).numpy().ravel() - prior.anchors).reshape(shape)
 
-            def bits(positions: np.ndarray, symbols: np.ndarray) -> np.ndarray:
-                return mixture_symbol_bits(symbols + prior.anchors[positions], prior.take(positions), self.y_tables)
+            def bits(positions: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+                return mixture_symbol_bits(candidates + prior.anchors[positions], prior.take(positions),
+                                           self.y_tables)
 
             y_symbols = rd_round_by(residual, y_symbols, bits, distortion_weight)
             y_round = torch.from_numpy((y_symbols.astype(np.int64).ravel() + prior.anchors).reshape(shape))

@@ -57,21 +57,23 @@ def rd_round(residual: np.ndarray, symbols: np.ndarray, indexes: np.ndarray, tab
     table_of = indexes.reshape(-1)
 
     def bits(positions: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        return tables.symbol_bits(candidates, table_of[positions])
+        return tables.symbol_bits(candidates, np.broadcast_to(table_of[positions], candidates.shape))
 
     return rd_round_by(residual, symbols, bits, weight)
 
 
 def rd_round_by(residual: np.ndarray, symbols: np.ndarray, bits, weight: np.ndarray) -> np.ndarray:
-    """:func:`rd_round` for any prior: ``bits(positions, candidates)`` gives the bits of
-    int symbols ``candidates`` at flat (C order) ``positions``, float64 of the same length
-    (a Gaussian's table lookup, a mixture's exact pmf). Shapes and result as :func:`rd_round`."""
+    """:func:`rd_round` for any prior: ``bits(positions, candidates)`` gives the bits of int
+    symbols ``candidates`` (2, n), two candidates for each of the flat (C order) ``positions``
+    (n,), float64 (2, n) (a Gaussian's table lookup, a mixture's exact pmf, built once for
+    both). Shapes and result as :func:`rd_round`."""
     chosen = symbols.copy()
     flat = chosen.reshape(-1)
     nonzero = np.flatnonzero(flat)  # zeros never move: only the (few) others are costed
     current = flat[nonzero]
     step_back = current - np.sign(current)
-    bits_saved = bits(nonzero, current) - bits(nonzero, step_back)
+    current_bits, step_back_bits = bits(nonzero, np.stack([current, step_back]))
+    bits_saved = current_bits - step_back_bits
     r = residual.reshape(-1)[nonzero]
     added_error = (r - step_back) ** 2 - (r - current) ** 2
     # index the broadcast view: no latent-sized copy of a per-channel weight

@@ -359,8 +359,10 @@ class OverfitCodec(VariableRateCodec):
         segments, decoded = self.code_latents(PendingImage(x), quality, coder)
         return segments, self.reconstruct(decoded)
 
-    def decode_segments(self, segments: list[bytes], shape: tuple[int, int], coder: str = "cpu") -> DecodedImage:
-        """Segments of one tile -> :class:`DecodedImage`. Raises FormatError for bad data."""
+    def decode_latents(self, segments: list[bytes], shape: tuple[int, int], quality: float = 0.0,
+                       coder: str = "cpu") -> DecodedImage:
+        """Segments of one tile -> :class:`DecodedImage` (the per-image networks and the latent
+        pyramid; ``quality`` plays no part). Raises FormatError for bad data."""
         if coder != "cpu":
             raise FormatError(f"overfit streams use the cpu-range coder, not {coder!r}")
         if len(segments) != 2:
@@ -376,5 +378,6 @@ class OverfitCodec(VariableRateCodec):
     @torch.no_grad()
     def decompress(self, segments: list[bytes], shape: tuple[int, int], quality: float = 0.0,
                    coder: str = "cpu") -> torch.Tensor:
-        """segments + (H, W) -> x_hat float32 (1, 3, H, W)."""
-        return self.reconstruct(self.decode_segments(segments, shape, coder))
+        """segments + (H, W) -> x_hat float32 (1, 3, H, W) (the quality plays no part: the
+        stream carries the image's own networks)."""
+        return self.reconstruct(self.decode_latents(segments, shape, quality, coder))

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..transforms.realism import RealismSynthesis, texture_noise
+from ..transforms.realism import RealismSynthesis
+from ..zoo.realism import KIND as REALISM_KIND
 from .data import CropDataset
 
 CHECKPOINT_EVERY = 200
@@ -85,14 +86,12 @@ def high_frequency_share(x: torch.Tensor) -> torch.Tensor:
 
 
 class BaseDecoder:
-    """The frozen base model's face for this training: crops -> (y_hat, x0, quality)."""
+    """The frozen base model's face for this training: crops -> (y_hat, x0)."""
 
     def __init__(self, name: str):
         from ..zoo import load_model, model_info
-        from ..zoo.weights import decoding_digest
 
         self.info = model_info(name)
-        self.digest = decoding_digest(self.info.path)
         self.model = load_model(name)
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -237,12 +236,12 @@ def export(folder: Path, out: Path) -> Path:
     base = BaseDecoder(cfg.base)
     generator = RealismSynthesis(base.model.latent_channels, hidden=cfg.hidden)
     generator.load_state_dict(state["generator"])
-    card = {"base_model": cfg.base, "base_digest": base.digest, "steps": state["step"],
+    card = {"base_model": cfg.base, "base_digest": base.info.decoding_digest, "steps": state["step"],
             "cpu_hours": round(state["elapsed"] * cfg.threads / 3600, 2),
             "training": {k: v for k, v in asdict(cfg).items() if k != "data"}, "command": training_command(cfg)}
     tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in generator.state_dict().items()}
-    metadata = {"kind": "realism-decoder", "config": json.dumps(generator.config(), sort_keys=True),
-                "base_digest": base.digest, "card": json.dumps(card, sort_keys=True)}
+    metadata = {"kind": REALISM_KIND, "config": json.dumps(generator.config(), sort_keys=True),
+                "base_digest": base.info.decoding_digest, "card": json.dumps(card, sort_keys=True)}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=metadata)

@@ -46,7 +46,8 @@ class ModelInfo:
     ``origin`` is ``"shipped"``, ``"search path"`` (``NEUROCODEC_MODEL_PATH``), ``"file"``
     (a weight file named directly) or ``"legacy"`` (decode-only). ``stream_hashes`` are the
     weight hashes of the streams this file decodes: its own, and those of earlier releases
-    with the same decoding digest.
+    with the same decoding digest. ``decoding_digest`` is the file's
+    (:func:`~neurocodec.zoo.weights.decoding_digest`): what pairs it with a realism decoder.
     """
 
     name: str
@@ -58,6 +59,7 @@ class ModelInfo:
     card: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     origin: str = "shipped"
     stream_hashes: frozenset = field(default_factory=frozenset, compare=False, hash=False)
+    decoding_digest: str = field(default="", compare=False, hash=False)
 
     @property
     def is_default(self) -> bool:
@@ -76,12 +78,13 @@ def _info(path: Path, origin: str) -> ModelInfo:
 @lru_cache(maxsize=None)
 def _info_cached(path: Path, mtime_ns: int, size: int, origin: str) -> ModelInfo:  # keyed on mtime: files may be replaced
     meta = read_metadata(path)
-    data = path.read_bytes()  # read once: the hash and, for released models, the decoding digest
+    data = path.read_bytes()  # read once: the hash and the decoding digest
     own = weight_hash_of(data)
+    digest = decoding_digest_of(data)
     name = path.stem if origin == "shipped" else (meta.get("name") or path.stem)
     return ModelInfo(name=name, architecture=meta["architecture"], description=meta.get("description", ""),
                      weight_hash=own, path=path, size_bytes=size, card=meta["card"], origin=origin,
-                     stream_hashes=frozenset({own} | _released_aliases(name, data)))
+                     stream_hashes=frozenset({own} | _released_aliases(name, digest)), decoding_digest=digest)
 
 
 @lru_cache(maxsize=1)
@@ -100,14 +103,11 @@ def release_of(name: str, hash_: bytes) -> str | None:
     return None
 
 
-def _released_aliases(name: str, data: bytes) -> set[bytes]:
-    """Hashes of released weights of ``name`` that decode exactly as the weight file ``data``
-    (same decoding digest)."""
-    entries = [r["models"][name] for r in releases() if name in r["models"]]
-    if not entries:
-        return set()
-    digest = decoding_digest_of(data)
-    return {bytes.fromhex(e["hash"]) for e in entries if e["digest"] == digest}
+def _released_aliases(name: str, digest: str) -> set[bytes]:
+    """Hashes of released weights of ``name`` that decode exactly as a weight file of decoding
+    digest ``digest``."""
+    return {bytes.fromhex(r["models"][name]["hash"]) for r in releases()
+            if name in r["models"] and r["models"][name]["digest"] == digest}
 
 
 def search_path() -> list[Path]:

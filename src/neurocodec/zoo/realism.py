@@ -15,16 +15,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from . import WEIGHTS_DIR
-from .weights import decoding_digest, read_metadata
+from . import WEIGHTS_DIR, ModelInfo
+from .weights import read_metadata
 
 REALISM_DIR = WEIGHTS_DIR / "realism"
 KIND = "realism-decoder"
-
-
-@lru_cache(maxsize=16)
-def _digest(path: Path, mtime_ns: int) -> str:
-    return decoding_digest(path)
 
 
 def realism_files() -> list[Path]:
@@ -32,13 +27,11 @@ def realism_files() -> list[Path]:
     return sorted(REALISM_DIR.glob("*.safetensors")) if REALISM_DIR.is_dir() else []
 
 
-def find_realism(weights_path: str | Path) -> Path | None:
-    """The realism file trained on the model of ``weights_path`` (same decoding digest), or None."""
-    path = Path(weights_path)
-    digest = _digest(path, path.stat().st_mtime_ns)
+def find_realism(info: ModelInfo) -> Path | None:
+    """The realism file trained on the model ``info`` describes (same decoding digest), or None."""
     for candidate in realism_files():
         meta = read_metadata(candidate)
-        if meta.get("kind") == KIND and meta.get("base_digest") == digest:
+        if meta.get("kind") == KIND and meta.get("base_digest") == info.decoding_digest:
             return candidate
     return None
 
