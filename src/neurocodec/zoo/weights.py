@@ -77,8 +77,8 @@ def portable_card(card: dict) -> dict:
     return clean(card)
 
 
-def rewrite_card(path: str | Path, card: dict) -> bytes:
-    """Replace the card of a weight file in place (tensors and decoding metadata untouched, so
+def rewrite_card(path: str | Path, card: dict, description: str | None = None) -> bytes:
+    """Replace the card (and, if given, the description) of a weight file in place (tensors and decoding metadata untouched, so
     its :func:`decoding_digest` stays the same) and re-stamp its encoder hints for the new
     hash. Returns the new weight hash. Streams of the old hash stay decodable only through a
     release entry (``zoo/releases.json``) that records the old hash with this digest."""
@@ -90,6 +90,8 @@ def rewrite_card(path: str | Path, card: dict) -> bytes:
         meta = dict(f.metadata() or {})
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     meta["card"] = json.dumps(portable_card(card), sort_keys=True)
+    if description is not None:
+        meta["description"] = description
     data = save(tensors, metadata=meta)
     Path(path).write_bytes(data)
     new_hash = weight_hash_of(data)
