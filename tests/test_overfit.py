@@ -292,3 +292,75 @@ print(d.step_bits, h.hexdigest())
     for a in decoded.levels + decoded.integers:
         h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
     assert out.stdout.split() == [*str(decoded.step_bits).split(), h.hexdigest()]
+
+
+# --------------------------------------------------------------------------- #
+# Progress of a fit: model -> Codec -> CLI bar; Ctrl-C
+# --------------------------------------------------------------------------- #
+
+
+def _uint8(x: torch.Tensor) -> np.ndarray:
+    return (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def test_codec_reports_every_iteration_of_the_fit():
+    """``Codec.compress(step_progress=...)`` reaches the fit of the shipped ``overfit-cc``: one
+    call per iteration with finite estimates, and the stream is the one written without it."""
+    from neurocodec import Codec
+
+    codec = Codec("overfit-cc", quality=4.0)
+    array = _uint8(image(20, 28, seed=6))
+    seen = []
+    data = codec.compress(array, effort=4, step_progress=lambda *a: seen.append(a))
+    assert [(d, t) for d, t, _, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert all(np.isfinite(b) and b > 0 and np.isfinite(p) for _, _, b, p in seen)
+    assert codec.compress(array, effort=4) == data
+
+
+def _png(path, x: torch.Tensor):
+    from PIL import Image
+
+    Image.fromarray(_uint8(x)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("flags,shown", [((), True), (("--quiet",), False), (("--json",), False)])
+def test_cli_shows_a_bar_of_iterations(tmp_path, monkeypatch, capsys, flags, shown):
+    """``neurocodec encode --model overfit-cc`` on a terminal: a bar of the fit's iterations
+    with bpp and PSNR on stderr; none with --quiet or --json."""
+    from neurocodec.cli import _commands, main
+
+    monkeypatch.setattr(_commands, "_is_terminal", lambda stream: True)
+    src = _png(tmp_path / "img.png", image(16, 24, seed=7))
+    out = tmp_path / "img.ncdc"
+    assert main(["encode", str(src), "-o", str(out), "--model", "overfit-cc", "--effort", "3",
+                 "--threads", "1", *flags]) == 0
+    err = capsys.readouterr().err
+    assert ("encode (fit)" in err and "3/3" in err and " bpp, " in err and " dB" in err) == shown, err
+    assert out.read_bytes()[:4] == b"NCDC"
+
+
+def test_ctrl_c_during_the_fit_leaves_nothing_written(tmp_path, monkeypatch):
+    """KeyboardInterrupt in the middle of a fit (raised from the bar's callback, where Ctrl-C
+    lands in practice): the exit status EXIT_INTERRUPTED, no output file, no temporary file."""
+    from neurocodec.cli import EXIT_INTERRUPTED, _commands, main
+
+    monkeypatch.setattr(_commands, "_is_terminal", lambda stream: True)
+    original = _commands._Progress.steps
+    calls = []
+
+    def interrupted(self, done, total, bpp, psnr):
+        original(self, done, total, bpp, psnr)
+        calls.append(done)
+        if done == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_commands._Progress, "steps", interrupted)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    src = _png(tmp_path / "in" / "img.png", image(16, 24, seed=8))
+    out = tmp_path / "out"
+    assert main(["encode", str(src), "-o", str(out / "img.ncdc"), "--model", "overfit-cc", "--effort", "50",
+                 "--threads", "1"]) == EXIT_INTERRUPTED
+    assert calls == [1, 2]
+    assert list(out.iterdir()) == []

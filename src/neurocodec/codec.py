@@ -30,6 +30,9 @@ UNTILED_MAX_SIDE = 2048
 TILE_SIZE = 1024
 #: ``progress(done, total)``: called after each coded or decoded tile.
 Progress = Callable[[int, int], None]
+#: ``step_progress(done, total, bpp, psnr)``: called after each encode-time optimisation step
+#: of a model that learns each image (the overfitted codec), with its running estimates.
+StepProgress = Callable[[int, int, float, float], None]
 
 
 #: PIL modes with an alpha channel: accepted when every pixel is opaque, the alpha dropped.
@@ -267,7 +270,8 @@ class Codec:
 
     # -- encoding ------------------------------------------------------------------------
     def compress(self, image: Any, quality: float | None = None, *, bpp: float | None = None,
-                 psnr: float | None = None, effort: int = 0, progress: Progress | None = None) -> bytes:
+                 psnr: float | None = None, effort: int = 0, progress: Progress | None = None,
+                 step_progress: StepProgress | None = None) -> bytes:
         """Encode an image. Returns the complete ``.ncdc`` stream (bytes).
 
         Give at most one of ``quality`` (in [1, 8]; default: the codec's), ``bpp`` (target
@@ -276,20 +280,28 @@ class Codec:
         ``effort`` > 0 optimises the latents of this image for that many steps before
         coding (slower encoding, smaller files at equal quality; decoding is unchanged).
         ``progress(done, total)`` is called after each tile is coded (large images are coded
-        in tiles of ``TILE_SIZE``).
+        in tiles of ``TILE_SIZE``). For a model that learns each image at encode time (the
+        overfitted codec, ``overfit-cc``: ``effort`` is its iteration count, 0 its preset),
+        ``step_progress(done, total, bpp, psnr)`` is called after each iteration of each
+        tile's fit with the fit's running estimates (other models ignore it). An exception
+        raised by a callback (e.g. KeyboardInterrupt) ends the encode: nothing is returned.
         """
-        return self._compress(image, quality, bpp, psnr, effort, reconstruct=False, progress=progress)[0]
+        return self._compress(image, quality, bpp, psnr, effort, reconstruct=False, progress=progress,
+                              step_progress=step_progress)[0]
 
     def compress_with_reconstruction(self, image: Any, quality: float | None = None, *, bpp: float | None = None,
                                      psnr: float | None = None, effort: int = 0,
-                                     progress: Progress | None = None) -> tuple[bytes, np.ndarray]:
+                                     progress: Progress | None = None,
+                                     step_progress: StepProgress | None = None) -> tuple[bytes, np.ndarray]:
         """As :meth:`compress`; also returns uint8 (H, W, 3): exactly what any decoder of
         this stream reconstructs on this machine (the synthesis runs once more, so this
         costs about a decode more than :meth:`compress`)."""
-        return self._compress(image, quality, bpp, psnr, effort, reconstruct=True, progress=progress)
+        return self._compress(image, quality, bpp, psnr, effort, reconstruct=True, progress=progress,
+                              step_progress=step_progress)
 
     def _compress(self, image: Any, quality: float | None, bpp: float | None, psnr: float | None, effort: int,
-                  reconstruct: bool, progress: Progress | None = None) -> tuple[bytes, np.ndarray | None]:
+                  reconstruct: bool, progress: Progress | None = None,
+                  step_progress: StepProgress | None = None) -> tuple[bytes, np.ndarray | None]:
         import torch
 
         if sum(v is not None for v in (quality, bpp, psnr)) > 1:
@@ -307,12 +319,12 @@ class Codec:
             if bpp is None and psnr is None:
                 q = _as_stored_quality(check_quality(self.quality if quality is None else quality))
                 segments, recon = self._encode_tiles(array, tiles, q, effort=effort, reconstruct=reconstruct,
-                                                     progress=progress)
+                                                     progress=progress, step_progress=step_progress)
             else:
                 q, segments, recon = self._search_quality(array, tiles, bpp, psnr, reconstruct)
                 if effort:
                     segments, recon = self._encode_tiles(array, tiles, q, effort=effort, reconstruct=reconstruct,
-                                                         progress=progress)
+                                                         progress=progress, step_progress=step_progress)
         return self._pack(segments, q, height, width, tile), recon
 
     def compress_with_latents(self, image: Any, quality: float | None = None) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -374,7 +386,8 @@ class Codec:
         return pack(header, segments)
 
     def _encode_tiles(self, array: np.ndarray, tiles, q: float, latents: list | None = None, effort: int = 0,
-                      keep_latents: list | None = None, reconstruct: bool = True, progress: Progress | None = None):
+                      keep_latents: list | None = None, reconstruct: bool = True, progress: Progress | None = None,
+                      step_progress: StepProgress | None = None):
         """Encode every tile at quality q (streaming when no cached latents are given);
         ``keep_latents`` receives each tile's dequantised latents. Returns (segments,
         reconstruction uint8 (H, W, 3), or None without ``reconstruct``)."""
@@ -382,9 +395,15 @@ class Codec:
 
         segments: list[bytes] = []
         recon = np.empty_like(array) if reconstruct else None
+        # a model fitted per image runs its fit here (effort 0: its preset), with step_progress
+        per_image = getattr(self.model, "learns_per_image", False)
         for i, (top, left, h, w) in enumerate(tiles):
             if latents is not None:
                 y = latents[i]
+            elif per_image:
+                with torch.inference_mode(False):
+                    y = self.model.refine_latents(self._to_tensor(array[top:top + h, left:left + w])[0], q, effort,
+                                                  progress=step_progress)
             elif effort:
                 with torch.inference_mode(False):
                     y = self.model.refine_latents(self._to_tensor(array[top:top + h, left:left + w])[0], q, effort)

@@ -205,10 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(likewise)")
     p.add_argument("--effort", type=_int, default=0, metavar="N",
                    help="optimise each image's latents for N steps before coding: smaller files at equal "
-                        "quality, much slower encoding; decoding is unchanged (default: 0)")
+                        "quality, much slower encoding; decoding is unchanged (default: 0). For a model "
+                        "fitted per image (overfit-cc): its iteration count, 0 for its preset")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _add_threads(p)
     _add_json(p, "file")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (of files, of tiles, or of the iterations of a model fitted per image)")
     _add_debug(p)
 
     # -- decode -------------------------------------------------------------------

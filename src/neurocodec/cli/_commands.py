@@ -85,15 +85,19 @@ def _is_terminal(stream) -> bool:
 
 class _Progress:
     """Prints per-file lines (text or JSON); with several files and stderr a terminal, also
-    a tqdm bar of files; with one file, a bar of its tiles when it has several."""
+    a tqdm bar of files; with one file, a bar of its tiles when it has several. A model
+    fitted per image (the overfitted codec) also gets a bar of its iterations showing the
+    running bpp and PSNR (:meth:`steps`; not with ``quiet`` or JSON output)."""
 
-    def __init__(self, total: int, desc: str, as_json: bool = False, report_to_stderr: bool = False):
+    def __init__(self, total: int, desc: str, as_json: bool = False, report_to_stderr: bool = False,
+                 quiet: bool = False):
         self.bar = None
         self.tile_bar = None
+        self.step_bar = None
         self.desc = desc
         self.as_json = as_json
         self.out = sys.stderr if report_to_stderr else sys.stdout
-        self.interactive = _is_terminal(sys.stderr)
+        self.interactive = _is_terminal(sys.stderr) and not quiet
         if total > 1 and self.interactive:
             from tqdm import tqdm
 
@@ -112,6 +116,31 @@ class _Progress:
         if done >= total:
             self.tile_bar.close()
             self.tile_bar = None
+
+    @property
+    def step_callback(self):
+        """The codec's per-iteration callback (``Codec.compress(step_progress=...)``), or None
+        when no bar is shown (not a terminal, ``--quiet``, ``--json``)."""
+        return self.steps if self.interactive and not self.as_json else None
+
+    def steps(self, done: int, total: int, bpp: float, psnr: float) -> None:
+        """A bar of one fit's iterations (each tile's fit starts it again) with bpp and PSNR."""
+        if self.step_bar is None or done <= self.step_bar.n:
+            self.close_steps()
+            from tqdm import tqdm
+
+            self.step_bar = tqdm(total=total, desc=f"{self.desc} (fit)", unit="it", file=sys.stderr,
+                                 dynamic_ncols=True, leave=False, mininterval=0, miniters=1,
+                                 position=1 if self.bar is not None else None)
+        self.step_bar.set_postfix_str(f"{bpp:.3f} bpp, {psnr:.2f} dB", refresh=False)
+        self.step_bar.update(done - self.step_bar.n)
+        if done >= total:
+            self.close_steps()
+
+    def close_steps(self) -> None:
+        if self.step_bar is not None:
+            self.step_bar.close()
+            self.step_bar = None
 
     def line(self, text: str, record: dict) -> None:
         text = json.dumps(record) if self.as_json else text
@@ -139,6 +168,7 @@ class _Progress:
             self.bar.update(1)
 
     def close(self) -> None:
+        self.close_steps()
         for bar in (self.tile_bar, self.bar):
             if bar is not None:
                 bar.close()
@@ -290,7 +320,8 @@ def _encode(args, pairs, failed: int, threads: int) -> int:
 
     codec = _make_codec(args.model, args.quality, args.weights)
     single = len(pairs) == 1
-    progress = _Progress(len(pairs), "encode", args.json, report_to_stderr=any(d is None for _, d in pairs))
+    progress = _Progress(len(pairs), "encode", args.json, report_to_stderr=any(d is None for _, d in pairs),
+                         quiet=getattr(args, "quiet", False))
     writer = _Writer(args.overwrite, progress.note)
     total_bytes = total_pixels = done = 0
     try:
@@ -305,9 +336,11 @@ def _encode(args, pairs, failed: int, threads: int) -> int:
                 array = to_array(open_image(io.BytesIO(raw), name=_label(source)))
                 tic = time.perf_counter()
                 data, recon = codec.compress_with_reconstruction(array, bpp=args.bpp, psnr=args.psnr,
-                                                                 effort=args.effort or 0, progress=progress.tiles) \
+                                                                 effort=args.effort or 0, progress=progress.tiles,
+                                                                 step_progress=progress.step_callback) \
                     if args.psnr is not None else (codec.compress(array, bpp=args.bpp, effort=args.effort or 0,
-                                                                  progress=progress.tiles), None)
+                                                                  progress=progress.tiles,
+                                                                  step_progress=progress.step_callback), None)
                 seconds = time.perf_counter() - tic
                 writer.write(dest, data)
             except (CLIError, NeurocodecError, OSError) as exc:

@@ -192,9 +192,10 @@ class OverfitCodec(VariableRateCodec):
         return PendingImage(x)
 
     def refine_latents(self, x: torch.Tensor, quality: float, steps: int, lr: float | None = None,
-                       seed: int = 0) -> FittedImage:
-        """Fit ``x`` for ``steps`` iterations (what ``Codec.compress(effort=steps)`` runs)."""
-        return self.fit(x, quality, steps, lr=lr, seed=seed)
+                       seed: int = 0, progress: FitProgress | None = None) -> FittedImage:
+        """Fit ``x`` for ``steps`` iterations, 0 for the preset's (what ``Codec.compress(effort=steps)``
+        runs; ``progress`` as in :meth:`fit`)."""
+        return self.fit(x, quality, steps or None, lr=lr, seed=seed, progress=progress)
 
     def fit(self, x: torch.Tensor, quality: float, iterations: int | None = None, lr: float | None = None,
             seed: int = 0, precision: str = "fp32", progress: FitProgress | None = None,
@@ -209,7 +210,9 @@ class OverfitCodec(VariableRateCodec):
           seed: initialisation and noise (deterministic for a seed and thread count).
           precision: ``"fp32"`` or ``"bf16"`` (bf16 autocast of the upsampling and synthesis;
             the rate is always float32).
-          progress: called every 50 iterations and at the end.
+          progress: called after every iteration with (iterations done, iterations, bpp, PSNR):
+            the training-face estimates of that iteration (noisy latents in the noise phase);
+            an exception it raises (e.g. KeyboardInterrupt) ends the fit.
           latent_lr_scale: the latents' learning rate relative to the networks' (default: the
             config's).
         Returns:
@@ -248,9 +251,10 @@ class OverfitCodec(VariableRateCodec):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                if progress is not None and (it % 50 == 0 or it == iterations - 1):
+                if progress is not None or it == iterations - 1:
                     bpp, psnr = float(bits.detach()) / pixels, -10 * math.log10(max(float(mse.detach()), 1e-12))
-                    progress(it + 1, iterations, bpp, psnr)
+                    if progress is not None:
+                        progress(it + 1, iterations, bpp, psnr)
             latents = [y.detach() for y in latents]
             for p in [*arm.parameters(), *synthesis.parameters()]:
                 p.requires_grad_(False)
