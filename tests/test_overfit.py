@@ -11,12 +11,22 @@
 * determinism: the same bytes and decoded latents with 1 and 2 threads, mkldnn on or off;
 * hostile input: truncated or mutated segments and streams raise only FormatError, quickly.
 
+* a golden stream of the shipped ``overfit-cc`` (tests/golden/overfit-cc-*) decodes to the
+  same symbols, bit for bit, and the same pixels.
+
 Small images (at most 48 x 40) and a handful of iterations keep the file fast.
+
+The golden stream was written once by ``python tests/test_overfit.py --write-golden`` (which
+refuses to overwrite it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -364,3 +374,85 @@ def test_ctrl_c_during_the_fit_leaves_nothing_written(tmp_path, monkeypatch):
                  "--threads", "1"]) == EXIT_INTERRUPTED
     assert calls == [1, 2]
     assert list(out.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- #
+# Golden stream of the shipped overfit-cc
+# --------------------------------------------------------------------------- #
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN_NAME = "overfit-cc-fd98cda6"  # model and the first 8 hex digits of its released weight hash
+GOLDEN_EFFORT, GOLDEN_QUALITY = 40, 4.0
+
+
+def golden_source() -> np.ndarray:
+    """The golden stream's 32 x 24 image, uint8 (24, 32, 3), from numpy arithmetic alone."""
+    yy, xx = np.mgrid[0:24, 0:32].astype(np.float64)
+    r = 120 + 90 * np.sin(xx / 5.0) * np.cos(yy / 7.0)
+    g = 40 + 6 * xx + 2 * yy
+    b = 128 + 60 * ((xx // 4 + yy // 4) % 2) - 30 * np.cos((xx + yy) / 3.0)
+    return np.clip(np.round(np.stack([r, g, b], axis=-1)), 0, 255).astype(np.uint8)
+
+
+def symbol_digest(decoded) -> str:
+    """SHA-256 of everything a decoder derives from the segments: step exponents, integer
+    parameters and latent pyramid (int64, C order)."""
+    h = hashlib.sha256(np.asarray(decoded.step_bits, dtype=np.int64).tobytes())
+    for a in decoded.integers + decoded.levels:
+        h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _write_golden() -> None:
+    import neurocodec
+    from neurocodec.format import unpack
+
+    paths = [GOLDEN / f"{GOLDEN_NAME}{suffix}" for suffix in (".ncdc", ".npy", ".json")]
+    if any(p.exists() for p in paths):
+        sys.exit(f"refusing to overwrite {', '.join(str(p) for p in paths if p.exists())}")
+    torch.set_num_threads(1)
+    codec = neurocodec.Codec("overfit-cc", quality=GOLDEN_QUALITY)
+    assert codec.info.weight_hash.hex().startswith(GOLDEN_NAME.rsplit("-", 1)[1])
+    data = codec.compress(golden_source(), effort=GOLDEN_EFFORT)
+    pixels = neurocodec.decompress(data)
+    header, segments = unpack(data)
+    decoded = codec.model.decode_latents(segments, (header.height, header.width))
+    paths[0].write_bytes(data)
+    np.save(paths[1], pixels)
+    paths[2].write_text(json.dumps(dict(
+        source="tests/test_overfit.py golden_source() (32 x 24)", model="overfit-cc",
+        weight_hash=codec.info.weight_hash.hex(), quality=GOLDEN_QUALITY, effort=GOLDEN_EFFORT,
+        bytes=len(data), symbols_sha256=symbol_digest(decoded),
+        written_by="python tests/test_overfit.py --write-golden"), indent=1) + "\n")
+    print("wrote", *paths)
+
+
+def test_golden_stream_decodes_bit_for_bit():
+    """The golden stream decodes, with the shipped weights, to the symbols it was written
+    with (step exponents, integer parameters and latents: bit for bit, the format's
+    contract) and to its pixels. The pixels come from the float synthesis: equal here; on
+    another machine a pixel may round one level differently (docs/determinism.md), never a
+    symbol."""
+    import neurocodec
+    from neurocodec.format import read_header, unpack
+
+    data = (GOLDEN / f"{GOLDEN_NAME}.ncdc").read_bytes()
+    meta = json.loads((GOLDEN / f"{GOLDEN_NAME}.json").read_text())
+    header, segments = unpack(data)
+    assert (header.model_id, header.weight_hash.hex()) == ("overfit-cc", meta["weight_hash"])
+    assert (header.width, header.height, len(segments)) == (32, 24, 2)
+    assert read_header(data).quality == meta["quality"]
+    codec = neurocodec.Codec.for_stream(data)
+    assert symbol_digest(codec.model.decode_latents(segments, (24, 32))) == meta["symbols_sha256"]
+    pixels = neurocodec.decompress(data)
+    expected = np.load(GOLDEN / f"{GOLDEN_NAME}.npy")
+    assert pixels.shape == expected.shape == (24, 32, 3)
+    diff = np.abs(pixels.astype(int) - expected.astype(int))
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= 2, diff.max()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--write-golden"]:
+        _write_golden()
+    else:
+        print(__doc__)
