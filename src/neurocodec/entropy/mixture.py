@@ -40,7 +40,7 @@ table scales, clamped logits), in log space (:func:`mixture_bits`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -52,7 +52,8 @@ from .context import Y_HAT_LIMIT     # |round(y)| is clamped here, as in the con
 from .fixedpoint import FixedPointConv, fake_requantise, float_requantise, requantise_exact, round_ste
 from .gaussian import gaussian_bits
 from .hyperprior import Z_LIMIT, FixedPointHyperSynthesis, HyperpriorFamily, HyperSymbols
-from .quality_head import LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS, scale_prior, scale_prior_exact
+from .quality_head import (_STEP_BITS, GAIN_BITS, LOG2_SCALE_MIN, LOG2_SCALE_STEP, LOG_BITS, fixed_point_gain,
+                           scale_prior, scale_prior_exact)
 from .rd_rounding import rd_round_by
 
 WEIGHT_BITS = 16            # integer mixture weights sum to 2**WEIGHT_BITS
@@ -187,6 +188,21 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
         params["mixture.bias"] = self.mixture.integer_bias().to(torch.int64)
         return params
 
+    def _accumulators(self, z_symbols: torch.Tensor, params: dict[str, torch.Tensor]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact accumulators (float64 integers) of the 3x3 output layer (B, 2C, H, W) and of
+        the head (B, 3KC, H, W), on their shared ``2**-out_bits`` grid."""
+        def exact(layer: FixedPointConv, x: torch.Tensor, key: str) -> torch.Tensor:
+            return layer.forward_exact(x, params[key + ".weight"].to(torch.float64),
+                                       params[key + ".bias"].to(torch.float64))
+
+        h = torch.clamp(z_symbols.to(torch.float64), -Z_LIMIT, Z_LIMIT)
+        high = self.act_max * 2**self.act_bits
+        for i, layer in enumerate(self.layers[:-1]):
+            h = requantise_exact(exact(layer, h, str(i)), layer.out_bits - self.act_bits, 0.0, high)
+        last = len(self.layers) - 1
+        return exact(self.layers[-1], h, str(last)), exact(self.mixture, h, "mixture")
+
     @torch.no_grad()
     def unscaled_exact(self, z_symbols: torch.Tensor, params: dict[str, torch.Tensor]
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -200,17 +216,7 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
           ``2**-mean_bits``, ``2**-LOG_BITS`` and ``2**-LOG_BITS``, clamped as in
           :meth:`unscaled`.
         """
-        def exact(layer: FixedPointConv, x: torch.Tensor, key: str) -> torch.Tensor:
-            return layer.forward_exact(x, params[key + ".weight"].to(torch.float64),
-                                       params[key + ".bias"].to(torch.float64))
-
-        h = torch.clamp(z_symbols.to(torch.float64), -Z_LIMIT, Z_LIMIT)
-        high = self.act_max * 2**self.act_bits
-        for i, layer in enumerate(self.layers[:-1]):
-            h = requantise_exact(exact(layer, h, str(i)), layer.out_bits - self.act_bits, 0.0, high)
-        last = len(self.layers) - 1
-        mean_acc, log_scale_acc, logit_acc = self._combine(exact(self.layers[-1], h, str(last)),
-                                                           exact(self.mixture, h, "mixture"))
+        mean_acc, log_scale_acc, logit_acc = self._combine(*self._accumulators(z_symbols, params))
         shift = self.mixture.out_bits     # == self.layers[-1].out_bits (same weight and act bits)
         mean_max = self.mean_limit * 2**self.mean_bits
         log_max = self.log_scale_limit * 2**LOG_BITS
@@ -239,6 +245,96 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
         mean, index = scale_prior_exact(mean_u[0], log_scale_u[0], log2_gain, params["exp2"], self.mean_bits,
                                         self.num_scales)
         return mean[None], index[None], mixture_weights_exact(logit_u, params["exp2"], dim=1)
+
+
+    @torch.no_grad()
+    def prior_exact(self, z_symbols: torch.Tensor, params: dict[str, torch.Tensor], log2_gain: torch.Tensor
+                    ) -> "MixturePrior":
+        """``MixturePrior.from_tensors(*forward_exact(...))``, the same integers, faster.
+
+        The convolutions are :meth:`forward_exact`'s; the element-wise rest (requantisation,
+        :func:`scale_prior_exact`, :func:`mixture_weights_exact`, anchors) runs in numpy on
+        blocks of channels that stay in cache, in the same integer arithmetic (float64 holding
+        integers below 2**53 where that is exact, int64 elsewhere)."""
+        if z_symbols.shape[0] != 1:
+            raise ValueError(f"the coding face takes one image, got a batch of {z_symbols.shape[0]}")
+        base_t, head_t = self._accumulators(z_symbols, params)
+        c, k = self.latent_channels, self.components
+        hw = base_t.shape[-2] * base_t.shape[-1]
+        base = base_t.numpy().reshape(2, c, hw)
+        head = head_t.numpy().reshape(3, k, c, hw)
+        lg = log2_gain.to(torch.int64).view(-1)
+        gain = fixed_point_gain(lg.view(1, -1, 1, 1), params["exp2"]).numpy().reshape(c, 1).astype(np.int64)
+        index_offset = (lg - int(LOG2_SCALE_MIN * 2**LOG_BITS) + (1 << (_STEP_BITS - 1))).numpy()
+        index_offset = index_offset.astype(np.float64).reshape(c, 1)
+        exp2 = _exp2_of_gap(params["exp2"])
+        step = 2.0**-_STEP_BITS
+        shift = self.mixture.out_bits
+        mean_scale, log_scale = 2.0**-(shift - self.mean_bits), 2.0**-(shift - LOG_BITS)
+        mean_max = self.mean_limit * 2**self.mean_bits
+        log_max = self.log_scale_limit * 2**LOG_BITS
+        logit_max = self.logit_limit * 2**LOG_BITS
+        gain_shift = self.mean_bits + GAIN_BITS
+        means = np.empty((k, c, hw), np.int64)
+        indexes = np.empty((k, c, hw), np.int32)
+        weights = np.empty((k, c, hw), np.uint32)
+        anchors = np.empty((c, hw), np.int64)
+        block = max(1, PRIOR_BLOCK // hw)
+        for c0 in range(0, c, block):
+            sl = slice(c0, min(c0 + block, c))
+            # means: requantise_exact of the summed accumulators, then round(gain * mean_u)
+            x = np.add(head[0, :, sl], base[0, sl])
+            x *= mean_scale
+            x += 0.5
+            np.floor(x, out=x)
+            np.clip(x, -mean_max, mean_max, out=x)
+            m = x.astype(np.int64)
+            m *= gain[sl]
+            m += 1 << (gain_shift - 1)
+            m >>= gain_shift
+            means[:, sl] = m
+            # table indexes: (log_scale_u + offset) >> _STEP_BITS, clamped (float64: exact)
+            np.add(head[1, :, sl], base[1, sl], out=x)
+            x *= log_scale
+            x += 0.5
+            np.floor(x, out=x)
+            np.clip(x, -log_max, log_max, out=x)
+            x += index_offset[sl]
+            x *= step
+            np.floor(x, out=x)
+            np.clip(x, 0, self.num_scales - 1, out=x)
+            indexes[:, sl] = x
+            # weights (mixture_weights_exact) from the requantised logits
+            np.multiply(head[2, :, sl], log_scale, out=x)
+            x += 0.5
+            np.floor(x, out=x)
+            np.clip(x, -logit_max, logit_max, out=x)
+            logit = x.astype(np.int64)
+            lead = np.argmax(logit, axis=0)               # the first maximum
+            gap = logit.max(axis=0)
+            gap = gap - logit
+            np.minimum(gap, LOGIT_GAP * 2**LOG_BITS, out=gap)
+            e = np.take(exp2, gap).astype(np.float64)     # in [1, 2**16]
+            total = e.sum(axis=0)
+            e *= float(2**WEIGHT_BITS)
+            e /= total                                    # floor of this is exact (< 2**-37 off)
+            np.floor(e, out=e)
+            w = e.astype(np.int64)
+            missing = 2**WEIGHT_BITS - w.sum(axis=0)
+            np.put_along_axis(w, lead[None], np.take_along_axis(w, lead[None], 0) + missing[None], 0)
+            weights[:, sl] = w
+            heaviest = np.argmax(w, axis=0)[None]        # the first of equal weights
+            anchors[sl] = np.clip(np.take_along_axis(m, heaviest, 0)[0], -ANCHOR_LIMIT, ANCHOR_LIMIT)
+        return MixturePrior(means.reshape(k, -1), indexes.reshape(k, -1), weights.reshape(k, -1), anchors.ravel())
+
+
+PRIOR_BLOCK = 2**14     # latent positions per block of :meth:`MixtureHyperSynthesis.prior_exact`
+
+
+def _exp2_of_gap(exp2: torch.Tensor) -> np.ndarray:
+    """int64 (LOGIT_GAP * 2**LOG_BITS + 1,): :func:`exp2_nonpositive` of ``-gap`` for every gap."""
+    gaps = torch.arange(LOGIT_GAP * 2**LOG_BITS + 1, dtype=torch.int64)
+    return exp2_nonpositive(-gaps, exp2).numpy()
 
 
 def mixture_weights_exact(logit: torch.Tensor, exp2: torch.Tensor, dim: int = 0) -> torch.Tensor:
@@ -325,6 +421,9 @@ class MixturePrior:
     indexes: np.ndarray
     weights: np.ndarray
     anchors: np.ndarray
+    # coding plans (:func:`_plan`) by tables, built on first use: the arrays above are read
+    # as immutable once a prior has been coded or costed
+    _plans: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_tensors(cls, mean: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> "MixturePrior":
@@ -508,21 +607,156 @@ def mixture_pmfs(prior: MixturePrior, lo: np.ndarray, width: int, tables, precis
     return rows.astype(np.int64)
 
 
+# Elements whose (mean - anchor, table index, weight) triples are equal have equal windows
+# relative to their anchors and equal pmfs, and a prior holds far fewer distinct ones than
+# elements (a trained or warm-started model: 1-7 % of the latents of a Kodak image), so
+# windows and pmfs are built once per distinct prior and the coder's rows gathered.
+SHARED_ENTRIES = 2**22      # pmf entries of distinct priors kept per prior (float64: 32 MiB)
+_HASH_MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                              0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9],
+                             dtype=np.uint64)
+
+
+@dataclass
+class _Plan:
+    """How one prior is coded under one set of tables (built once, :func:`_plan`).
+
+    Element ``i`` has window ``lo[i] .. lo[i] + width[i] - 1``; ``order`` is the coding
+    order (width groups ``groups`` = (width, start, stop) ranges of ``order``, increasing, each
+    in C order). ``uid[i]`` numbers the element's distinct prior (ids ordered by window width);
+    ``shared[w]`` = (first id of width w, float64 pmfs of those ids) where they were built
+    (``SHARED_ENTRIES``), and ``offsets[u]`` is the start of id u's row in ``flat`` (the rows
+    concatenated; -1 for an id without a shared row)."""
+
+    lo: np.ndarray
+    width: np.ndarray
+    order: np.ndarray
+    groups: list
+    uid: np.ndarray
+    shared: dict
+    offsets: np.ndarray
+    flat: np.ndarray
+    _info: np.ndarray | None = None
+
+    def information(self) -> np.ndarray:
+        """``PMF_PRECISION - log2`` of ``flat`` (bits of each entry), computed once."""
+        if self._info is None:
+            self._info = PMF_PRECISION - np.log2(self.flat)
+        return self._info
+
+
+def _distinct(prior: MixturePrior) -> tuple[np.ndarray, np.ndarray]:
+    """(uid, rep): ``uid`` intp (N,) numbers the distinct (mean - anchor, index, weight)
+    K-tuples (a weight-0 component's mean and index count as 0: it adds nothing), ``rep``
+    intp (u,) the first element of each. Exact: elements are grouped by a 64-bit hash of the
+    packed tuple, then every element is compared with its group's first, and one that
+    differs (a collision) becomes a distinct prior of its own."""
+    n = len(prior)
+    everything = np.arange(n, dtype=np.intp)
+    if n < 2:
+        return everything, everything
+    d = prior.means - prior.anchors
+    if (int(np.abs(d).max()) >= 2**38 or int(prior.indexes.min()) < 0 or int(prior.indexes.max()) >= 2**7
+            or int(prior.weights.max()) > 2**WEIGHT_BITS):
+        return everything, everything      # cannot pack: every element is its own prior
+    packed = d
+    packed <<= 24
+    packed |= prior.indexes.astype(np.int64) << 17
+    packed |= prior.weights
+    packed[prior.weights == 0] = 0
+    h = np.zeros(n, np.uint64)
+    for j, row in enumerate(packed.view(np.uint64)):
+        h ^= row
+        h *= _HASH_MULTIPLIERS[j % len(_HASH_MULTIPLIERS)]
+        h ^= h >> np.uint64(29)
+    bits = (n - 1).bit_length()
+    # hash high bits above the position: one (fast, non-arg) sort orders by hash, then position
+    h >>= np.uint64(bits)
+    h <<= np.uint64(bits)
+    h |= everything.astype(np.uint64)
+    h.sort()
+    positions = (h & np.uint64((1 << bits) - 1)).astype(np.intp)
+    h >>= np.uint64(bits)
+    first = np.empty(n, bool)
+    first[0] = True
+    np.not_equal(h[1:], h[:-1], out=first[1:])
+    uid = np.empty(n, np.intp)
+    uid[positions] = np.cumsum(first) - 1
+    rep = positions[first]
+    differs = np.zeros(n, bool)
+    for row in packed:
+        differs |= row != row[rep][uid]
+    if differs.any():
+        extra = np.flatnonzero(differs)
+        uid[extra] = len(rep) + np.arange(extra.size)
+        rep = np.concatenate([rep, extra])
+    return uid, rep
+
+
+def _plan(prior: MixturePrior, tables) -> _Plan:
+    """The coding plan of ``prior`` under ``tables``, built on first use and kept with the
+    prior (so the encoder's rate-distortion rounding and its coder share it)."""
+    cached = prior._plans.get(id(tables))
+    if cached is not None and cached[0] is tables:
+        return cached[1]
+    arrays = _table_arrays(tables)
+    uid, rep = _distinct(prior)
+    reps = prior.take(rep)
+    rlo, rwidth = mixture_windows(reps, tables)
+    by_width = np.argsort(np.searchsorted(WINDOW_WIDTHS, rwidth).astype(np.int8), kind="stable")
+    rank = np.empty_like(by_width)
+    rank[by_width] = np.arange(by_width.size)
+    reps, rlo, rwidth = reps.take(by_width), rlo[by_width], rwidth[by_width]
+    uid = rank[uid]
+    lo = prior.anchors + (rlo - reps.anchors)[uid]
+    rclass = np.searchsorted(WINDOW_WIDTHS, rwidth).astype(np.int8)
+    eclass = rclass[uid]
+    order = np.argsort(eclass, kind="stable")
+    counts = np.bincount(eclass, minlength=len(WINDOW_WIDTHS))
+    ids = np.bincount(rclass, minlength=len(WINDOW_WIDTHS))
+    groups, shared, pieces = [], {}, []
+    offsets = np.full(len(rep), -1, np.int64)
+    start = first = stored = 0
+    for c, w in enumerate(WINDOW_WIDTHS.tolist()):
+        if counts[c]:
+            groups.append((w, start, start + int(counts[c])))
+            u = int(ids[c])
+            if stored + u * (w + 1) <= SHARED_ENTRIES:
+                rows = max(1, CHUNK_ENTRIES // (w + 1))
+                pmf = np.concatenate([_pmf_rows(reps.take(slice(a, min(a + rows, first + u))),
+                                                rlo[a:min(a + rows, first + u)], w, arrays, PMF_PRECISION,
+                                                tables.precision)
+                                      for a in range(first, first + u, rows)])
+                shared[w] = (first, pmf)
+                offsets[first:first + u] = stored + np.arange(u, dtype=np.int64) * (w + 1)
+                pieces.append(pmf.ravel())
+                stored += u * (w + 1)
+        start += int(counts[c])
+        first += int(ids[c])
+    flat = np.concatenate(pieces) if pieces else np.zeros(0, np.float64)
+    plan = _Plan(lo, rwidth[uid], order, groups, uid, shared, offsets, flat)
+    prior._plans[id(tables)] = (tables, plan)
+    return plan
+
+
 def _chunks(prior: MixturePrior, tables):
-    """Coding order: (positions, prior, lo, width) per coder call. Groups of equal window
-    width in increasing width, each in C order, cut into chunks of at most ``CHUNK_ENTRIES``
-    pmf entries."""
-    lo, width = mixture_windows(prior, tables)
-    order = np.argsort(width, kind="stable")
-    ordered = prior.take(order)
-    lo, width = lo[order], width[order]
-    bounds = [0, *(np.flatnonzero(np.diff(width)) + 1).tolist(), len(order)]
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        w = int(width[a])
+    """Coding order: (positions, lo, width, pmf rows float64) per coder call. Groups of equal
+    window width in increasing width, each in C order, cut into chunks of at most
+    ``CHUNK_ENTRIES`` pmf entries."""
+    plan = _plan(prior, tables)
+    arrays = None
+    for w, a, b in plan.groups:
         rows = max(1, CHUNK_ENTRIES // (w + 1))
+        shared = plan.shared.get(w)
         for start in range(a, b, rows):
-            part = slice(start, min(start + rows, b))
-            yield order[part], ordered.take(part), lo[part], w
+            positions = plan.order[start:min(start + rows, b)]
+            lo = plan.lo[positions]
+            if shared is not None:
+                pmf = np.take(shared[1], plan.uid[positions] - shared[0], axis=0)
+            else:
+                arrays = arrays or _table_arrays(tables)
+                pmf = _pmf_rows(prior.take(positions), lo, w, arrays, PMF_PRECISION, tables.precision)
+            yield positions, lo, w, pmf
 
 
 def _coder_modules():
@@ -555,16 +789,15 @@ def encode_mixture(values: np.ndarray, prior: MixturePrior, tables) -> bytes:
     if symbols.min() < -2**31 or symbols.max() > 2**31 - 1:
         raise ValueError("every symbol value - anchor must fit int32")
     queue, family, cpu = _coder_modules()
-    arrays = _table_arrays(tables)
     encoder = queue.RangeEncoder()
     escaped = []
-    for positions, part, lo, b in _chunks(prior, tables):
+    for positions, lo, b, pmf in _chunks(prior, tables):
         local = values[positions] - lo
         out = (local < 0) | (local >= b)
         if out.any():
             escaped.append(positions[out])
             local[out] = b
-        encoder.encode(local.astype(np.int32), family, _pmf_rows(part, lo, b, arrays, PMF_PRECISION, tables.precision))
+        encoder.encode(local.astype(np.int32), family, pmf)
     if escaped:
         positions = np.sort(np.concatenate(escaped))
         cpu.encode_bypass(encoder, symbols[positions].astype(np.int32))
@@ -601,12 +834,10 @@ def decode_mixture(data: bytes, prior: MixturePrior, tables) -> np.ndarray:
 
 def _decode(words: np.ndarray, prior: MixturePrior, tables) -> np.ndarray:
     queue, family, cpu = _coder_modules()
-    arrays = _table_arrays(tables)
     decoder = queue.RangeDecoder(words)
     values = np.empty(len(prior), dtype=np.int64)
     escaped, low, high = [], [], []
-    for positions, part, lo, b in _chunks(prior, tables):
-        pmf = _pmf_rows(part, lo, b, arrays, PMF_PRECISION, tables.precision)
+    for positions, lo, b, pmf in _chunks(prior, tables):
         local = np.asarray(decoder.decode(family, pmf), dtype=np.int64)
         out = local == b
         if out.any():
@@ -631,27 +862,44 @@ def _decode(words: np.ndarray, prior: MixturePrior, tables) -> np.ndarray:
 def mixture_symbol_bits(values: np.ndarray, prior: MixturePrior, tables) -> np.ndarray:
     """Information content (bits) of ``values`` int64 (N,) or (K, N) (K candidate values per
     element) under the exact integer pmfs the coder uses (an escape: the escape entry plus the
-    bypass code), float64 of the same shape. Each element's pmf is built once for all K."""
-    from ..coding.tables import ESCAPE_LENGTH_ALPHABET, bit_length, zigzag
-
+    bypass code), float64 of the same shape. Each distinct pmf is built once for all."""
     values = np.asarray(values, dtype=np.int64)
     if values.size == 0:
         return np.zeros(values.shape, dtype=np.float64)
     rows = values.reshape(-1, len(prior))
-    arrays = _table_arrays(tables)
-    bits = np.empty(rows.shape, dtype=np.float64)
-    for positions, part, lo, b in _chunks(prior, tables):
-        pmf = _pmf_rows(part, lo, b, arrays, PMF_PRECISION, tables.precision)
-        for k in range(rows.shape[0]):
-            local = rows[k, positions] - lo
-            out = (local < 0) | (local >= b)
-            local[out] = b
-            chunk = PMF_PRECISION - np.log2(pmf[np.arange(positions.size), local])
-            if out.any():
-                lengths = bit_length(zigzag(rows[k, positions[out]] - prior.anchors[positions[out]]))
-                chunk[out] += math.log2(ESCAPE_LENGTH_ALPHABET) + np.maximum(lengths - 1, 0)
-            bits[k, positions] = chunk
-    return bits.reshape(values.shape)
+    return _symbol_bits(prior, tables, np.arange(len(prior)), rows).reshape(values.shape)
+
+
+def _symbol_bits(prior: MixturePrior, tables, positions: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """:func:`mixture_symbol_bits` of ``values`` int64 (R, n) at the flat ``positions`` (n,)
+    of ``prior``, from its plan (:func:`_plan`), float64 (R, n)."""
+    from ..coding.tables import ESCAPE_LENGTH_ALPHABET, bit_length, zigzag
+
+    plan = _plan(prior, tables)
+    lo, width, offsets = plan.lo[positions], plan.width[positions], plan.offsets[plan.uid[positions]]
+    local = values - lo
+    out = (local < 0) | (local >= width)
+    np.copyto(local, np.broadcast_to(width, local.shape), where=out)
+    bits = np.empty(values.shape, dtype=np.float64)
+    have = offsets >= 0
+    if have.all():
+        np.take(plan.information(), local + offsets, out=bits)
+    else:
+        bits[:, have] = np.take(plan.information(), local[:, have] + offsets[have])
+        missing = np.flatnonzero(~have)
+        arrays = _table_arrays(tables)
+        for w in np.unique(width[missing]).tolist():
+            cols = missing[width[missing] == w]
+            step = max(1, CHUNK_ENTRIES // (w + 1))
+            for a in range(0, cols.size, step):
+                part = cols[a:a + step]
+                pmf = _pmf_rows(prior.take(positions[part]), lo[part], w, arrays, PMF_PRECISION, tables.precision)
+                bits[:, part] = PMF_PRECISION - np.log2(pmf[np.arange(part.size), local[:, part]])
+    if out.any():
+        r, c = np.nonzero(out)
+        lengths = bit_length(zigzag(values[r, c] - prior.anchors[positions[c]]))
+        bits[r, c] += math.log2(ESCAPE_LENGTH_ALPHABET) + np.maximum(lengths - 1, 0)
+    return bits
 
 
 def mixture_ideal_bits(values: np.ndarray, prior: MixturePrior, tables) -> float:
@@ -722,9 +970,8 @@ class MixtureHyperprior(HyperpriorFamily):
     # -- coding face ---------------------------------------------------------------
     def _prior(self, z_symbols: np.ndarray, quality: float) -> MixturePrior:
         """Exact prior of every latent of one image."""
-        mean, index, weight = self.hyper_synthesis.forward_exact(torch.from_numpy(z_symbols), self.prior_params,
-                                                                 self.quality_log2_gain(quality))
-        return MixturePrior.from_tensors(mean, index, weight)
+        return self.hyper_synthesis.prior_exact(torch.from_numpy(z_symbols), self.prior_params,
+                                                self.quality_log2_gain(quality))
 
     @staticmethod
     def _check_coder(coder: str, error: type[Exception]) -> None:
@@ -748,8 +995,7 @@ class MixtureHyperprior(HyperpriorFamily):
             residual = (y.double().clamp(-Y_HAT_LIMIT, Y_HAT_LIMIT).numpy().ravel() - prior.anchors).reshape(shape)
 
             def bits(positions: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-                return mixture_symbol_bits(candidates + prior.anchors[positions], prior.take(positions),
-                                           self.y_tables)
+                return _symbol_bits(prior, self.y_tables, positions, candidates + prior.anchors[positions])
 
             y_symbols = rd_round_by(residual, y_symbols, bits, distortion_weight)
             y_round = torch.from_numpy((y_symbols.astype(np.int64).ravel() + prior.anchors).reshape(shape))
