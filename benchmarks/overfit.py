@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
@@ -181,7 +182,247 @@ def part_rd(args) -> dict:
     for ref, value in bd.items():
         print(f"| BD-rate vs {ref} | {'n/a (no PSNR overlap)' if value is None else f'{value:+.1f} %'} |")
     return dict(images=list(args.images), preset=args.preset, iterations=iterations, threads=args.threads,
-                curves={k: [p.as_dict() for p in v] for k, v in curves.items()}, bd_rate=bd)
+                encoder=encoder_description(), curves={k: [p.as_dict() for p in v] for k, v in curves.items()},
+                bd_rate=bd)
+
+
+def encoder_description() -> dict:
+    """The encoder's schedule and the commit it ran from (RD results depend on both)."""
+    import dataclasses
+    import subprocess
+
+    from neurocodec.models.overfit import FIT_OPTIONS
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return dict(options=dataclasses.asdict(FIT_OPTIONS), commit=commit)
+
+
+def part_default_effort(args) -> dict:
+    """The shipped default (``Codec()``) with encode-time latent refinement (``effort``) on
+    the RD images, one image at a time (per-image curves, to pair with the RD part's)."""
+    from neurocodec.bench import evaluate
+    from neurocodec.bench.neural import NeuralCodec
+
+    rows = {}
+    for effort in args.default_efforts:
+        codec = NeuralCodec(None, threads=args.threads, effort=effort)
+        for name in args.images:
+            points = evaluate(codec, [(name, load(name, args.kodak))], args.qualities, progress=False,
+                              with_ms_ssim=False)
+            if codec.mismatches:
+                raise SystemExit(f"effort {effort}: a decode differs from the encoder's reconstruction")
+            rows[f"{effort}|{name}"] = dict(effort=effort, image=name, model=codec.codec.name,
+                                            weight_hash=codec.codec.info.weight_hash.hex(),
+                                            points=[p.as_dict() for p in points])
+            for p in points:
+                print(f"| {codec.name} | {name} | {p.quality:g} | {p.bpp:.4f} | {p.psnr:.3f} | {p.enc_s:.1f} |",
+                      flush=True)
+    return dict(threads=args.threads, qualities=list(args.qualities), runs=rows)
+
+
+def mean_curve(curves: list[list[dict]]) -> list[tuple[float, float]]:
+    """Per-image curves (each a list of points at the same qualities, in order) -> the
+    mean (bpp, PSNR) per quality, as neurocodec.bench.evaluate averages several images."""
+    curves = [sorted(c, key=lambda p: p["quality"]) for c in curves]
+    if any([p["quality"] for p in c] != [p["quality"] for p in curves[0]] for c in curves):
+        raise ValueError("per-image curves at different qualities")
+    return [(float(np.mean([c[i]["bpp"] for c in curves])), float(np.mean([c[i]["psnr"] for c in curves])))
+            for i in range(len(curves[0]))]
+
+
+def part_summary(args) -> dict:
+    """BD-rate against AVIF and median encode time per image of each measured encoder
+    (the overfitted codec's presets from overfit-rd-IMAGE[-PRESET].json, the default with
+    effort from overfit-effort.json), on the images every one of them measured; the table
+    and docs/img/overfit_rd_time.png."""
+    from neurocodec.metrics import bd_rate
+
+    rd = {}
+    for path in sorted(RESULTS.glob("overfit-rd-kodim*.json")):
+        d = json.loads(path.read_text())
+        for image in d["images"]:
+            curves = d["curves"]
+            label = next(k for k in curves if k.startswith("overfit"))
+            rd.setdefault(label, {})[image] = dict(points=curves[label], encoder=d.get("encoder"), file=path.name)
+            for ref in ("JPEG", "WebP", "AVIF"):
+                rd.setdefault(ref, {})[image] = dict(points=curves[ref], file=path.name)
+    effort_path = RESULTS / "overfit-effort.json"
+    if effort_path.exists():
+        for run in json.loads(effort_path.read_text())["runs"].values():
+            label = f"{run['model']} effort {run['effort']}"
+            rd.setdefault(label, {})[run["image"]] = dict(points=run["points"], file=effort_path.name)
+    images = sorted(set(rd.get("AVIF", {})))
+    rows = []
+    for label, per_image in rd.items():
+        mine = [i for i in images if i in per_image]
+        if not mine:
+            continue
+        test = mean_curve([per_image[i]["points"] for i in mine])
+        ref = mean_curve([rd["AVIF"][i]["points"] for i in mine])
+        try:
+            bd = bd_rate([r for r, _ in ref], [q for _, q in ref], [r for r, _ in test], [q for _, q in test])
+        except ValueError:
+            bd = None
+        per = {}
+        for i in mine:
+            t, r = per_image[i]["points"], rd["AVIF"][i]["points"]
+            try:
+                per[i] = bd_rate([p["bpp"] for p in r], [p["psnr"] for p in r], [p["bpp"] for p in t],
+                                 [p["psnr"] for p in t])
+            except ValueError:
+                per[i] = None
+        # encode seconds per image: each point is one image at one quality
+        seconds = float(np.median([p["enc_s"] for i in mine for p in per_image[i]["points"]]))
+        rows.append(dict(codec=label, images=mine, bd_rate_vs_avif=bd, bd_rate_per_image=per,
+                         median_encode_s=seconds))
+    rows.sort(key=lambda r: r["median_encode_s"])
+    for r in rows:
+        bd = "n/a" if r["bd_rate_vs_avif"] is None else f"{r['bd_rate_vs_avif']:+.1f} %"
+        per = ", ".join(f"{i} {'n/a' if v is None else f'{v:+.0f} %'}" for i, v in r["bd_rate_per_image"].items())
+        print(f"| {r['codec']} | {len(r['images'])} | {bd} | {per} | {r['median_encode_s']:.2f} |")
+    if args.plot:
+        plot_rd_time(rows, REPO / "docs" / "img" / "overfit_rd_time.png")
+    return dict(rows=rows)
+
+
+def plot_rd_time(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    groups = {"overfit": ("tab:red", "o"), "effort": ("tab:blue", "s")}
+    for r in rows:
+        if r["bd_rate_vs_avif"] is None:
+            continue
+        kind = "overfit" if r["codec"].startswith("overfit") else "effort" if "effort" in r["codec"] else "classical"
+        colour, marker = groups.get(kind, ("tab:gray", "^"))
+        ax.scatter(r["median_encode_s"], r["bd_rate_vs_avif"], color=colour, marker=marker, s=40, zorder=3)
+        ax.annotate(f"{r['codec']} ({len(r['images'])} img)", (r["median_encode_s"], r["bd_rate_vs_avif"]),
+                    textcoords="offset points", xytext=(5, 4), fontsize=7)
+    for kind, (colour, _) in groups.items():  # join each family's points
+        pts = sorted((r["median_encode_s"], r["bd_rate_vs_avif"]) for r in rows if r["bd_rate_vs_avif"] is not None
+                     and (r["codec"].startswith("overfit") if kind == "overfit" else "effort" in r["codec"]))
+        if len(pts) > 1:
+            ax.plot(*zip(*pts), color=colour, lw=1, alpha=0.6)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.axhline(-15, color="tab:green", lw=0.8, ls="--", label="goal of issue 22: -15 % vs AVIF")
+    ax.set_xscale("log")
+    ax.margins(x=0.25, y=0.1)
+    ax.legend(loc="upper center", fontsize=7)
+    ax.set_xlabel("median encode time per image and quality (s, CPU, 1 thread)")
+    ax.set_ylabel("BD-rate vs AVIF (%), lower is better")
+    ax.set_title("Encode time against RD (Kodak 02, 08, 17, 23 where measured)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print("wrote", path)
+
+
+#: Fixed crops of the tuning part: (image, top, left), 256 x 256.
+TUNE_CROPS = (("kodim23", 128, 256), ("kodim02", 128, 256))
+#: Named encoder schedules compared by --tune (neurocodec.models.overfit.FitOptions fields).
+TUNE_VARIANTS = {
+    "base": {},
+    "softround": dict(quantiser="softround", temperature=(0.3, 0.1), noise="uniform", noise_scale=(1.0, 1.0)),
+    "softround-gauss": dict(quantiser="softround", temperature=(0.3, 0.1), noise="gaussian",
+                            noise_scale=(0.25, 0.1)),
+    "warmup3x20": dict(warmup_candidates=3, warmup_iterations=20),
+    "arm-lr2": dict(arm_lr_scale=2.0),
+    "arm-lr0.5": dict(arm_lr_scale=0.5),
+    "synth-lr0.5": dict(synthesis_lr_scale=0.5),
+    "synth-lr2": dict(synthesis_lr_scale=2.0),
+    "ste-soft0.3": dict(ste_temperature=0.3),
+}
+
+
+def linear_bd_rate(ref: list[tuple[float, float]], test: list[tuple[float, float]]) -> float | None:
+    """BD-rate (percent) with log-rate interpolated linearly in PSNR (three points suffice;
+    the cubic fit of neurocodec.metrics.bd_rate needs four). Points are (bpp, PSNR)."""
+    def curve(points):
+        pts = sorted(points, key=lambda p: p[1])
+        return np.array([p[1] for p in pts]), np.log([p[0] for p in pts])
+
+    q1, r1 = curve(ref)
+    q2, r2 = curve(test)
+    low, high = max(q1.min(), q2.min()), min(q1.max(), q2.max())
+    if not high > low:
+        return None
+    grid = np.linspace(low, high, 200)
+    d = np.mean(np.interp(grid, q2, r2) - np.interp(grid, q1, r1))
+    return float((np.exp(d) - 1.0) * 100.0)
+
+
+def part_tune(args) -> dict:
+    """Encoder schedules on fixed crops at a fixed iteration count: real coded size (both
+    segments) and PSNR of the decoded crop, the RD loss at each quality, BD-rate against
+    the first variant named."""
+    import torch
+
+    from neurocodec.models import lambda_for_quality
+    from neurocodec.models.overfit import FitOptions
+
+    torch.set_num_threads(args.threads)
+    model = fresh_model()
+    path = RESULTS / "overfit-tune.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    runs = previous.get("runs", {})
+    for variant in args.variants:
+        options = FitOptions(**TUNE_VARIANTS[variant])
+        for name, top, left in TUNE_CROPS:
+            x = tensor(load(name, args.kodak)[top:top + 256, left:left + 256])
+            for q in args.qualities:
+                start = time.perf_counter()
+                fit = model.fit(x, q, args.iterations, options=options)
+                segments, decoded = model.code_latents(fit, q)
+                seconds = time.perf_counter() - start
+                x_hat = (model.reconstruct(decoded).clamp(0, 1) * 255).round() / 255
+                mse = float(torch.mean((x_hat - x) ** 2))
+                bpp = 8 * sum(map(len, segments)) / (256 * 256)
+                psnr = -10 * math.log10(mse)
+                lam = float(lambda_for_quality(torch.tensor([q])))
+                key = f"{variant}|{name}|{q:g}|{args.iterations}"
+                runs[key] = dict(variant=variant, image=name, quality=q, iterations=args.iterations, bpp=bpp,
+                                 psnr=psnr, loss=bpp + lam * 255.0**2 * mse, seconds=seconds,
+                                 options=TUNE_VARIANTS[variant])
+                print(f"| {variant} | {name} | {q:g} | {bpp:.4f} | {psnr:.3f} | {runs[key]['loss']:.4f} | "
+                      f"{seconds:.1f} |", flush=True)
+    summary = tune_summary(runs, args.iterations, args.variants[0] if args.baseline is None else args.baseline)
+    for row in summary:
+        print(f"| {row['variant']} | " + " | ".join(f"{row['bd_rate'][n]:+.1f} %" if row['bd_rate'][n] is not None
+                                                   else "n/a" for n, _, _ in TUNE_CROPS)
+              + f" | {row['mean_bd_rate']:+.1f} % | {row['loss_change']:+.2f} % |")
+    return dict(crops=[list(c) for c in TUNE_CROPS], size=256, threads=args.threads, runs=runs,
+                summary={**previous.get("summary", {}), str(args.iterations): summary})
+
+
+def tune_summary(runs: dict, iterations: int, baseline: str) -> list[dict]:
+    """Per variant: BD-rate against ``baseline`` per crop (linear interpolation), their mean,
+    and the mean relative change of the RD loss over the (crop, quality) pairs both have."""
+    rows = []
+    variants = sorted({r["variant"] for r in runs.values() if r["iterations"] == iterations},
+                      key=lambda v: (v != baseline, v))
+    for variant in variants:
+        bd, changes = {}, []
+        for name, _, _ in TUNE_CROPS:
+            mine = {r["quality"]: r for r in runs.values()
+                    if (r["variant"], r["image"], r["iterations"]) == (variant, name, iterations)}
+            ref = {r["quality"]: r for r in runs.values()
+                   if (r["variant"], r["image"], r["iterations"]) == (baseline, name, iterations)}
+            common = sorted(set(mine) & set(ref))
+            bd[name] = linear_bd_rate([(ref[q]["bpp"], ref[q]["psnr"]) for q in common],
+                                      [(mine[q]["bpp"], mine[q]["psnr"]) for q in common]) if len(common) >= 2 else None
+            changes += [100 * (mine[q]["loss"] / ref[q]["loss"] - 1) for q in common]
+        known = [v for v in bd.values() if v is not None]
+        rows.append(dict(variant=variant, bd_rate=bd, mean_bd_rate=float(np.mean(known)) if known else float("nan"),
+                         loss_change=float(np.mean(changes)) if changes else float("nan")))
+    return rows
 
 
 def main(argv=None) -> int:
@@ -189,6 +430,18 @@ def main(argv=None) -> int:
     ap.add_argument("--cost", action="store_true", help="encode cost per iteration (768x512)")
     ap.add_argument("--decode", action="store_true", help="decode time per image and multiplications per pixel")
     ap.add_argument("--rd", action="store_true", help="RD against JPEG, WebP and AVIF")
+    ap.add_argument("--default-effort", action="store_true",
+                    help="the shipped default with effort (--default-efforts) on --images, per image")
+    ap.add_argument("--default-efforts", type=lambda s: [int(v) for v in s.split(",") if v], default=[0, 30])
+    ap.add_argument("--summary", action="store_true",
+                    help="BD-rate vs AVIF and median encode time of every measured encoder (from the JSONs)")
+    ap.add_argument("--plot", action="store_true", help="with --summary: docs/img/overfit_rd_time.png")
+    ap.add_argument("--name", default="rd", help="--rd's results file: benchmarks/results/overfit-NAME.json")
+    ap.add_argument("--tune", action="store_true",
+                    help="encoder schedules (--variants) on fixed 256x256 crops at --iterations (default 300)")
+    ap.add_argument("--variants", type=lambda s: [v for v in s.split(",") if v], default=["base"],
+                    help=f"--tune's variants, the first the reference: {', '.join(TUNE_VARIANTS)}")
+    ap.add_argument("--baseline", default=None, help="--tune's reference variant (default: the first of --variants)")
     ap.add_argument("--quick", action="store_true", help="fewer timed iterations in --cost")
     ap.add_argument("--kodak", type=Path, default=SHARED / "data" / "kodak", help="folder of Kodak PNGs")
     ap.add_argument("--images", type=lambda s: [v for v in s.split(",") if v], default=list(RD_IMAGES))
@@ -199,8 +452,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="threads of decoding and of the RD part")
     ap.add_argument("--fit-threads", type=int, default=1, help="threads of the fits that make --decode's streams")
     args = ap.parse_args(argv)
-    if not (args.cost or args.decode or args.rd):
-        ap.error("choose at least one of --cost, --decode, --rd")
+    if not (args.cost or args.decode or args.rd or args.tune or args.default_effort or args.summary):
+        ap.error("choose at least one of --cost, --decode, --rd, --tune, --default-effort, --summary")
+    unknown = [v for v in args.variants if v not in TUNE_VARIANTS]
+    if unknown:
+        ap.error(f"unknown variants {unknown}; known: {', '.join(TUNE_VARIANTS)}")
     if not args.kodak.is_dir():
         print(f"no Kodak folder at {args.kodak}", file=sys.stderr)
         return 2
@@ -213,7 +469,24 @@ def main(argv=None) -> int:
         print("wrote", write("decode", part_decode(args)))
     if args.rd:
         print("| codec | quality | bpp | PSNR (dB) | enc s | dec s |\n|---|---:|---:|---:|---:|---:|")
-        print("wrote", write("rd", part_rd(args)))
+        print("wrote", write(args.name, part_rd(args)))
+    if args.default_effort:
+        print("| codec | image | quality | bpp | PSNR (dB) | enc s |\n|---|---|---:|---:|---:|---:|")
+        path = RESULTS / "overfit-effort.json"
+        result = part_default_effort(args)
+        if path.exists():  # keep other images' and efforts' runs
+            result["runs"] = {**json.loads(path.read_text()).get("runs", {}), **result["runs"]}
+        print("wrote", write("effort", result))
+    if args.summary:
+        print("| codec | images | BD-rate vs AVIF (mean curve) | per image | median encode s |\n"
+              "|---|---:|---:|---|---:|")
+        print("wrote", write("summary", part_summary(args)))
+    if args.tune:
+        args.iterations = args.iterations or 300
+        if args.qualities == list(RD_QUALITIES):
+            args.qualities = [2.0, 4.0, 6.0]
+        print("| variant | crop | quality | bpp | PSNR (dB) | RD loss | s |\n|---|---|---:|---:|---:|---:|---:|")
+        print("wrote", write("tune", part_tune(args)))
     return 0
 
 

@@ -56,6 +56,62 @@ LATENT_LIMIT = 2**20
 FitProgress = Callable[[int, int, float, float], None]
 
 
+def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Soft rounding (Agustsson and Theis, 2020): ``floor(x) + 1/2 + tanh(d / t) / (2 tanh(1 / (2 t)))``
+    with ``d = x - floor(x) - 1/2``; the identity as ``t`` grows, rounding as ``t -> 0``;
+    differentiable, continuous at the integers' midpoints."""
+    floor = torch.floor(x)
+    return floor + 0.5 + 0.5 * torch.tanh((x - floor - 0.5) / temperature) / math.tanh(0.5 / temperature)
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """The encoder's optimisation schedule (encoder only: streams and decoders do not depend
+    on it). The budget is split into an optional warm-up, a noise phase and a rounding phase.
+
+    Attributes:
+      quantiser: the noise phase's relaxation of rounding: ``"noise"`` (``y + n``) or
+        ``"softround"`` (C3: ``s_t(s_t(y) + n)``, ``s_t`` :func:`soft_round` at temperature
+        ``t``, annealed linearly over the phase from ``temperature[0]`` to ``temperature[1]``).
+      temperature: (start, end) of the soft-rounding temperature.
+      noise: ``"uniform"`` (``n`` uniform in ``[-a/2, a/2]``) or ``"gaussian"`` (std ``a``),
+        ``a`` annealed linearly from ``noise_scale[0]`` to ``noise_scale[1]``.
+      noise_scale: (start, end) of ``a``.
+      noise_fraction: the noise phase's share of the iterations after the warm-up (None: the
+        model config's); the rest rounds straight-through.
+      ste_temperature: the rounding phase's backward: None for the identity, else the
+        derivative of :func:`soft_round` at that temperature.
+      latent_lr_scale, arm_lr_scale, synthesis_lr_scale: each group's learning rate relative
+        to ``lr`` (latents None: the model config's).
+      warmup_candidates, warmup_iterations: with more than one candidate, each starts from
+        its own seed and runs ``warmup_iterations`` noisy iterations at the full learning
+        rate; the one with the lowest loss (mean of its last quarter) goes on with the rest of
+        the budget (the warm-up takes at most half of it).
+    """
+
+    quantiser: str = "noise"
+    temperature: tuple[float, float] = (0.3, 0.1)
+    noise: str = "uniform"
+    noise_scale: tuple[float, float] = (1.0, 1.0)
+    noise_fraction: float | None = None
+    ste_temperature: float | None = None
+    latent_lr_scale: float | None = None
+    arm_lr_scale: float = 1.0
+    synthesis_lr_scale: float = 1.0
+    warmup_candidates: int = 1
+    warmup_iterations: int = 0
+
+    def __post_init__(self):
+        if self.quantiser not in ("noise", "softround"):
+            raise ValueError(f"quantiser must be 'noise' or 'softround', got {self.quantiser!r}")
+        if self.noise not in ("uniform", "gaussian"):
+            raise ValueError(f"noise must be 'uniform' or 'gaussian', got {self.noise!r}")
+
+
+#: The encoder's default schedule.
+FIT_OPTIONS = FitOptions()
+
+
 class UnsupportedCoderError(ValueError):
     """The overfitted codec writes the ``cpu`` (cpu-range) coder only."""
 
@@ -199,14 +255,14 @@ class OverfitCodec(VariableRateCodec):
 
     def fit(self, x: torch.Tensor, quality: float, iterations: int | None = None, lr: float | None = None,
             seed: int = 0, precision: str = "fp32", progress: FitProgress | None = None,
-            latent_lr_scale: float | None = None) -> FittedImage:
+            latent_lr_scale: float | None = None, options: FitOptions | None = None) -> FittedImage:
         """Optimise the latent pyramid and the networks of one image.
 
         Args:
           x: float32 (1, 3, H, W) in [0, 1].
           quality: in [1, 8]; sets lambda.
-          iterations: Adam steps (default: the preset's).
-          lr: initial learning rate (default: the config's); cosine decay to zero.
+          iterations: Adam steps in all, warm-up included (default: the preset's).
+          lr: initial learning rate of the networks (default: the config's); cosine decay to zero.
           seed: initialisation and noise (deterministic for a seed and thread count).
           precision: ``"fp32"`` or ``"bf16"`` (bf16 autocast of the upsampling and synthesis;
             the rate is always float32).
@@ -214,7 +270,8 @@ class OverfitCodec(VariableRateCodec):
             the training-face estimates of that iteration (noisy latents in the noise phase);
             an exception it raises (e.g. KeyboardInterrupt) ends the fit.
           latent_lr_scale: the latents' learning rate relative to the networks' (default: the
-            config's).
+            options', else the config's).
+          options: the encoder's schedule (:class:`FitOptions`; default :data:`FIT_OPTIONS`).
         Returns:
           the :class:`FittedImage`.
         """
@@ -222,44 +279,94 @@ class OverfitCodec(VariableRateCodec):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         iterations = PRESETS[self.preset] if iterations is None else int(iterations)
         lr = self.lr if lr is None else lr
+        opt = FIT_OPTIONS if options is None else options
+        noise_fraction = self.noise_fraction if opt.noise_fraction is None else opt.noise_fraction
+        scale = latent_lr_scale if latent_lr_scale is not None else (
+            self.latent_lr_scale if opt.latent_lr_scale is None else opt.latent_lr_scale)
+        base_lrs = [lr * scale, lr * opt.arm_lr_scale, lr * opt.synthesis_lr_scale]
+        candidates = max(1, opt.warmup_candidates)
+        warm = opt.warmup_iterations if candidates > 1 else 0
+        warm = min(warm, iterations // (2 * candidates))  # the warm-up takes at most half the budget
+        main = iterations - candidates * warm
         start = time.perf_counter()
         with torch.inference_mode(False), torch.enable_grad():
             x = x.detach().clone().float()
             height, width = x.shape[-2:]
             pixels = height * width
             lam = float(lambda_for_quality(torch.tensor([float(quality)])))
-            arm, synthesis = self._new_networks(seed)
-            latents = [torch.zeros(1, 1, h, w, requires_grad=True) for h, w in level_shapes(height, width, self.levels)]
-            scale = self.latent_lr_scale if latent_lr_scale is None else latent_lr_scale
-            base_lrs = [lr * scale, lr, lr]
-            optimizer = torch.optim.Adam([{"params": latents}, {"params": list(arm.parameters())},
-                                          {"params": list(synthesis.parameters())}], lr=lr)
-            generator = torch.Generator().manual_seed(seed)
-            noisy_until = int(round(self.noise_fraction * iterations))
-            bpp = psnr = float("nan")
-            for it in range(iterations):
-                decay = 0.5 * (1.0 + math.cos(math.pi * it / max(iterations, 1)))
+            shapes = level_shapes(height, width, self.levels)
+            noisy_until = int(round(noise_fraction * main))
+            done = 0
+            last = (float("nan"), float("nan"))
+
+            def new_state(candidate: int):
+                arm, synthesis = self._new_networks(seed + 7919 * candidate)
+                latents = [torch.zeros(1, 1, h, w, requires_grad=True) for h, w in shapes]
+                optimizer = torch.optim.Adam([{"params": latents}, {"params": list(arm.parameters())},
+                                              {"params": list(synthesis.parameters())}], lr=lr)
+                return latents, arm, synthesis, optimizer, torch.Generator().manual_seed(seed + 7919 * candidate)
+
+            def step(state, decay: float, phase: float | None) -> float:
+                """One Adam step; ``phase`` in [0, 1) in the noise phase, None when rounding."""
+                nonlocal done, last
+                latents, arm, synthesis, optimizer, generator = state
                 for group, base in zip(optimizer.param_groups, base_lrs):
                     group["lr"] = base * decay
-                if it < noisy_until:
-                    hats = [y + torch.rand(y.shape, generator=generator) - 0.5 for y in latents]
-                else:
-                    hats = [round_ste(y) for y in latents]
+                hats = [self._quantise_training(y, opt, phase, generator) for y in latents]
                 bits, x_hat = self._training_face(hats, arm, synthesis, precision)
                 mse = torch.mean((x_hat - x) ** 2)
                 loss = bits / pixels + lam * 255.0**2 * mse
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                if progress is not None or it == iterations - 1:
-                    bpp, psnr = float(bits.detach()) / pixels, -10 * math.log10(max(float(mse.detach()), 1e-12))
+                done += 1
+                if progress is not None or done == iterations:
+                    last = (float(bits.detach()) / pixels, -10 * math.log10(max(float(mse.detach()), 1e-12)))
                     if progress is not None:
-                        progress(it + 1, iterations, bpp, psnr)
-            latents = [y.detach() for y in latents]
+                        progress(done, iterations, *last)
+                return float(loss.detach())
+
+            if candidates > 1 and warm > 0:  # warm-up: a short noisy fit per seed, the best goes on
+                best = None
+                for c in range(candidates):
+                    state = new_state(c)
+                    losses = [step(state, 1.0, 0.0) for _ in range(warm)]
+                    score = sum(losses[-max(1, warm // 4):]) / max(1, warm // 4)
+                    if best is None or score < best[0]:
+                        best = (score, state)
+                state = best[1]
+            else:
+                state = new_state(0)
+            for it in range(main):
+                decay = 0.5 * (1.0 + math.cos(math.pi * it / max(main, 1)))
+                step(state, decay, it / max(noisy_until, 1) if it < noisy_until else None)
+            latents, arm, synthesis = [y.detach() for y in state[0]], state[1], state[2]
             for p in [*arm.parameters(), *synthesis.parameters()]:
                 p.requires_grad_(False)
-        stats = dict(iterations=iterations, seconds=time.perf_counter() - start, bpp=bpp, psnr=psnr)
+        stats = dict(iterations=iterations, seconds=time.perf_counter() - start, bpp=last[0], psnr=last[1])
         return FittedImage(x, float(quality), latents, arm, synthesis, stats)
+
+    @staticmethod
+    def _quantise_training(y: torch.Tensor, opt: FitOptions, phase: float | None,
+                           generator: torch.Generator) -> torch.Tensor:
+        """The latents as the training face sees them: ``phase`` (in [0, 1)) in the noise
+        phase, None in the rounding phase (see :class:`FitOptions`)."""
+        if phase is None:
+            if opt.ste_temperature is None:
+                return round_ste(y)
+            soft = soft_round(y, opt.ste_temperature)
+            return soft + (torch.round(y) - soft).detach()
+        a, b = opt.noise_scale
+        amplitude = a + (b - a) * phase
+        if opt.noise == "gaussian":
+            noise = torch.randn(y.shape, generator=generator) * amplitude
+        else:
+            noise = (torch.rand(y.shape, generator=generator) - 0.5) * amplitude
+        if opt.quantiser == "noise":
+            return y + noise
+        t0, t1 = opt.temperature
+        t = t0 + (t1 - t0) * phase
+        return soft_round(soft_round(y, t) + noise, t)
 
     @staticmethod
     def _training_face(hats: list[torch.Tensor], arm: ContextMLP, synthesis: PyramidSynthesis,
@@ -268,7 +375,7 @@ class OverfitCodec(VariableRateCodec):
         values, mean, index = arm(hats)
         bits = laplace_bits(values - mean, inverse_scale_of_index(index)).sum()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            x_hat = synthesis(upsample_pyramid(hats))
+            x_hat = synthesis(upsample_pyramid(hats), channels_last_refine=True)
         return bits, x_hat.float()
 
     @torch.no_grad()
