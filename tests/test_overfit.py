@@ -209,6 +209,36 @@ def test_fit_lowers_the_loss_and_is_deterministic(model):
     assert a == b
 
 
+def test_soft_round_between_identity_and_rounding():
+    from neurocodec.models.overfit import soft_round
+
+    x = torch.linspace(-3.2, 3.2, 641, dtype=torch.float64)
+    assert torch.allclose(soft_round(torch.arange(-3.0, 4.0, dtype=torch.float64), 0.3), torch.arange(-3.0, 4.0,
+                                                                                                     dtype=torch.float64))
+    assert torch.max(torch.abs(soft_round(x, 0.01) - torch.round(x))[torch.abs(x - x.round()) < 0.45]) < 1e-3
+    assert torch.max(torch.abs(soft_round(x, 50.0) - x)) < 1e-3
+    assert torch.all(torch.diff(soft_round(x, 0.2)) >= 0)
+
+
+def test_fit_options_schedule(model):
+    """Soft rounding, a warm-up over candidates and per-module learning rates: every
+    iteration of the budget reported once, deterministic, and bad options refused."""
+    from neurocodec.models.overfit import FitOptions
+
+    x = image(16, 20, seed=9)
+    options = FitOptions(quantiser="softround", noise="gaussian", noise_scale=(0.25, 0.1), ste_temperature=0.3,
+                         warmup_candidates=2, warmup_iterations=3, arm_lr_scale=2.0)
+    seen = []
+    fit = model.fit(x, 4.0, 12, options=options, progress=lambda *a: seen.append(a[:2]))
+    assert seen == [(i, 12) for i in range(1, 13)]
+    again = model.fit(x, 4.0, 12, options=options)
+    assert model.code_latents(fit, 4.0)[0] == model.code_latents(again, 4.0)[0]
+    with pytest.raises(ValueError):
+        FitOptions(quantiser="round")
+    with pytest.raises(ValueError):
+        FitOptions(noise="laplace")
+
+
 @pytest.mark.parametrize("threads,mkldnn", [(2, True), (1, False), (2, False)])
 def test_symbols_identical_across_threads_and_mkldnn(model, fitted, threads, mkldnn):
     x, _, segments, decoded = fitted
