@@ -310,9 +310,8 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
             np.floor(x, out=x)
             np.clip(x, -logit_max, logit_max, out=x)
             logit = x.astype(np.int64)
-            lead = np.argmax(logit, axis=0)               # the first maximum
-            gap = logit.max(axis=0)
-            gap = gap - logit
+            top, lead = _first_max(logit)
+            gap = top - logit
             np.minimum(gap, LOGIT_GAP * 2**LOG_BITS, out=gap)
             e = np.take(exp2, gap).astype(np.float64)     # in [1, 2**16]
             total = e.sum(axis=0)
@@ -321,14 +320,29 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
             np.floor(e, out=e)
             w = e.astype(np.int64)
             missing = 2**WEIGHT_BITS - w.sum(axis=0)
-            np.put_along_axis(w, lead[None], np.take_along_axis(w, lead[None], 0) + missing[None], 0)
+            for j in range(k):                            # the units the floors lose go to the lead
+                np.add(w[j], missing, out=w[j], where=lead == j)
             weights[:, sl] = w
-            heaviest = np.argmax(w, axis=0)[None]        # the first of equal weights
-            anchors[sl] = np.clip(np.take_along_axis(m, heaviest, 0)[0], -ANCHOR_LIMIT, ANCHOR_LIMIT)
+            _, heaviest = _first_max(w)                   # the first of equal weights
+            anchor = m[0].copy()
+            for j in range(1, k):
+                np.copyto(anchor, m[j], where=heaviest == j)
+            anchors[sl] = np.clip(anchor, -ANCHOR_LIMIT, ANCHOR_LIMIT)
         return MixturePrior(means.reshape(k, -1), indexes.reshape(k, -1), weights.reshape(k, -1), anchors.ravel())
 
 
 PRIOR_BLOCK = 2**14     # latent positions per block of :meth:`MixtureHyperSynthesis.prior_exact`
+
+
+def _first_max(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(max, index of the first maximum) over axis 0 of a (K, ...) array, as ``np.argmax``
+    (K contiguous passes instead of a strided reduction)."""
+    top = a[0].copy()
+    lead = np.zeros(top.shape, np.int8)
+    for j in range(1, a.shape[0]):
+        np.copyto(lead, j, where=a[j] > top)
+        np.maximum(top, a[j], out=top)
+    return top, lead
 
 
 def _exp2_of_gap(exp2: torch.Tensor) -> np.ndarray:
@@ -611,7 +625,7 @@ def mixture_pmfs(prior: MixturePrior, lo: np.ndarray, width: int, tables, precis
 # relative to their anchors and equal pmfs, and a prior holds far fewer distinct ones than
 # elements (a trained or warm-started model: 1-7 % of the latents of a Kodak image), so
 # windows and pmfs are built once per distinct prior and the coder's rows gathered.
-SHARED_ENTRIES = 2**22      # pmf entries of distinct priors kept per prior (float64: 32 MiB)
+SHARED_ENTRIES = 2**23      # pmf entries of distinct priors kept per prior (float64: 64 MiB)
 _HASH_MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
                               0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9],
                              dtype=np.uint64)
@@ -621,71 +635,86 @@ _HASH_MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B1
 class _Plan:
     """How one prior is coded under one set of tables (built once, :func:`_plan`).
 
-    Element ``i`` has window ``lo[i] .. lo[i] + width[i] - 1``; ``order`` is the coding
-    order (width groups ``groups`` = (width, start, stop) ranges of ``order``, increasing, each
-    in C order). ``uid[i]`` numbers the element's distinct prior (ids ordered by window width);
-    ``shared[w]`` = (first id of width w, float64 pmfs of those ids) where they were built
-    (``SHARED_ENTRIES``), and ``offsets[u]`` is the start of id u's row in ``flat`` (the rows
-    concatenated; -1 for an id without a shared row)."""
+    ``uid`` intp (N,) numbers each element's distinct prior (:func:`_distinct`); per distinct
+    prior u: its window ``anchor + rel[u] .. anchor + rel[u] + width[u] - 1``, and, where the
+    pmfs of its width were built (at most ``SHARED_ENTRIES`` entries in all), its pmf at row
+    ``row[u]`` of ``shared[width]`` and at ``offsets[u]`` in ``flat`` (-1 where not built).
+    ``order`` is the coding order: width groups ``groups`` = (width, start, stop) ranges of
+    ``order``, in increasing width, each in C order."""
 
-    lo: np.ndarray
+    uid: np.ndarray
+    rel: np.ndarray
     width: np.ndarray
+    row: np.ndarray
+    offsets: np.ndarray
+    shared: dict
+    flat: np.ndarray
     order: np.ndarray
     groups: list
-    uid: np.ndarray
-    shared: dict
-    offsets: np.ndarray
-    flat: np.ndarray
-    _info: np.ndarray | None = None
-
-    def information(self) -> np.ndarray:
-        """``PMF_PRECISION - log2`` of ``flat`` (bits of each entry), computed once."""
-        if self._info is None:
-            self._info = PMF_PRECISION - np.log2(self.flat)
-        return self._info
 
 
 def _distinct(prior: MixturePrior) -> tuple[np.ndarray, np.ndarray]:
     """(uid, rep): ``uid`` intp (N,) numbers the distinct (mean - anchor, index, weight)
-    K-tuples (a weight-0 component's mean and index count as 0: it adds nothing), ``rep``
-    intp (u,) the first element of each. Exact: elements are grouped by a 64-bit hash of the
-    packed tuple, then every element is compared with its group's first, and one that
-    differs (a collision) becomes a distinct prior of its own."""
-    n = len(prior)
+    K-tuples (a weight-0 component's mean and index count as 0: it adds nothing) in order of
+    first occurrence, ``rep`` intp (u,) the first element of each (ascending). Exact:
+    elements are grouped by a 64-bit hash of the packed tuple, then every element is
+    compared with its group's first, and one that differs (a collision) becomes a distinct
+    prior of its own."""
+    n, k = len(prior), prior.means.shape[0]
     everything = np.arange(n, dtype=np.intp)
     if n < 2:
         return everything, everything
-    d = prior.means - prior.anchors
-    if (int(np.abs(d).max()) >= 2**38 or int(prior.indexes.min()) < 0 or int(prior.indexes.max()) >= 2**7
+    bound = int(np.abs(prior.means).max()) + int(np.abs(prior.anchors).max())
+    if (bound >= 2**38 or int(prior.indexes.min()) < 0 or int(prior.indexes.max()) >= 2**7
             or int(prior.weights.max()) > 2**WEIGHT_BITS):
         return everything, everything      # cannot pack: every element is its own prior
-    packed = d
-    packed <<= 24
-    packed |= prior.indexes.astype(np.int64) << 17
-    packed |= prior.weights
-    packed[prior.weights == 0] = 0
-    h = np.zeros(n, np.uint64)
-    for j, row in enumerate(packed.view(np.uint64)):
-        h ^= row
-        h *= _HASH_MULTIPLIERS[j % len(_HASH_MULTIPLIERS)]
-        h ^= h >> np.uint64(29)
     bits = (n - 1).bit_length()
-    # hash high bits above the position: one (fast, non-arg) sort orders by hash, then position
-    h >>= np.uint64(bits)
-    h <<= np.uint64(bits)
-    h |= everything.astype(np.uint64)
+    low_bits, mix = np.uint64(bits), np.uint64(29)
+    packed = np.empty((k, n), np.int64)     # (mean - anchor) << 24 | index << 17 | weight
+    unsigned = packed.view(np.uint64)
+    h = np.empty(n, np.uint64)
+    for a in range(0, n, PRIOR_BLOCK):      # blocks that stay in cache
+        s = slice(a, min(a + PRIOR_BLOCK, n))
+        p = packed[:, s]
+        np.subtract(prior.means[:, s], prior.anchors[s], out=p)
+        p <<= 24
+        p |= prior.indexes[:, s] << 17
+        w = prior.weights[:, s]
+        p |= w
+        p *= w != 0
+        hb = h[s]
+        np.multiply(unsigned[0, s], _HASH_MULTIPLIERS[0], out=hb)
+        hb ^= hb >> mix
+        for j in range(1, k):
+            hb ^= unsigned[j, s]
+            hb *= _HASH_MULTIPLIERS[j % len(_HASH_MULTIPLIERS)]
+            hb ^= hb >> mix
+        # the hash's high bits above the position: one (fast, non-arg) sort orders by both
+        hb >>= low_bits
+        hb <<= low_bits
+        hb |= everything[s].astype(np.uint64)
     h.sort()
     positions = (h & np.uint64((1 << bits) - 1)).astype(np.intp)
-    h >>= np.uint64(bits)
+    h >>= low_bits
     first = np.empty(n, bool)
     first[0] = True
     np.not_equal(h[1:], h[:-1], out=first[1:])
-    uid = np.empty(n, np.intp)
-    uid[positions] = np.cumsum(first) - 1
+    group = np.cumsum(first)
+    group -= 1
     rep = positions[first]
+    by_first = np.argsort(rep)
+    rank = np.empty_like(by_first)
+    rank[by_first] = np.arange(by_first.size)
+    rep = rep[by_first]
+    uid = np.empty(n, np.intp)
+    uid[positions] = rank[group]
+    reference = packed[:, rep]
     differs = np.zeros(n, bool)
-    for row in packed:
-        differs |= row != row[rep][uid]
+    for a in range(0, n, PRIOR_BLOCK):
+        s = slice(a, min(a + PRIOR_BLOCK, n))
+        ids, d = uid[s], differs[s]
+        for j in range(k):
+            d |= packed[j, s] != reference[j][ids]
     if differs.any():
         extra = np.flatnonzero(differs)
         uid[extra] = len(rep) + np.arange(extra.size)
@@ -702,39 +731,42 @@ def _plan(prior: MixturePrior, tables) -> _Plan:
     arrays = _table_arrays(tables)
     uid, rep = _distinct(prior)
     reps = prior.take(rep)
-    rlo, rwidth = mixture_windows(reps, tables)
-    by_width = np.argsort(np.searchsorted(WINDOW_WIDTHS, rwidth).astype(np.int8), kind="stable")
-    rank = np.empty_like(by_width)
-    rank[by_width] = np.arange(by_width.size)
-    reps, rlo, rwidth = reps.take(by_width), rlo[by_width], rwidth[by_width]
-    uid = rank[uid]
-    lo = prior.anchors + (rlo - reps.anchors)[uid]
-    rclass = np.searchsorted(WINDOW_WIDTHS, rwidth).astype(np.int8)
-    eclass = rclass[uid]
-    order = np.argsort(eclass, kind="stable")
-    counts = np.bincount(eclass, minlength=len(WINDOW_WIDTHS))
-    ids = np.bincount(rclass, minlength=len(WINDOW_WIDTHS))
-    groups, shared, pieces = [], {}, []
+    rlo, width = mixture_windows(reps, tables)
+    kind = np.searchsorted(WINDOW_WIDTHS, width).astype(np.int8)   # width class
+    element_kind = kind[uid]
+    order = np.argsort(element_kind, kind="stable")                # int8: a radix sort
+    counts = np.bincount(element_kind, minlength=len(WINDOW_WIDTHS))
+    by_width = np.argsort(kind, kind="stable")
+    sizes = np.bincount(kind, minlength=len(WINDOW_WIDTHS))
+    row = np.full(len(rep), -1, np.int64)
     offsets = np.full(len(rep), -1, np.int64)
-    start = first = stored = 0
+    # the widths whose pmfs are built: in increasing width while the budget lasts
+    built, stored, first = [], 0, 0
+    for c, w in enumerate(WINDOW_WIDTHS.tolist()):
+        u = int(sizes[c])
+        if u and stored + u * (w + 1) <= SHARED_ENTRIES:
+            members = by_width[first:first + u]
+            row[members] = np.arange(u)
+            offsets[members] = stored + np.arange(u, dtype=np.int64) * (w + 1)
+            built.append((w, members, stored))
+            stored += u * (w + 1)
+        first += u
+    flat = np.empty(stored, np.float64)
+    shared = {}
+    for w, members, at in built:
+        table = flat[at:at + members.size * (w + 1)].reshape(members.size, w + 1)
+        step = max(1, CHUNK_ENTRIES // (w + 1))
+        for a in range(0, members.size, step):
+            part = members[a:a + step]
+            table[a:a + part.size] = _pmf_rows(reps.take(part), rlo[part], w, arrays, PMF_PRECISION,
+                                               tables.precision)
+        shared[w] = table
+    groups, start = [], 0
     for c, w in enumerate(WINDOW_WIDTHS.tolist()):
         if counts[c]:
             groups.append((w, start, start + int(counts[c])))
-            u = int(ids[c])
-            if stored + u * (w + 1) <= SHARED_ENTRIES:
-                rows = max(1, CHUNK_ENTRIES // (w + 1))
-                pmf = np.concatenate([_pmf_rows(reps.take(slice(a, min(a + rows, first + u))),
-                                                rlo[a:min(a + rows, first + u)], w, arrays, PMF_PRECISION,
-                                                tables.precision)
-                                      for a in range(first, first + u, rows)])
-                shared[w] = (first, pmf)
-                offsets[first:first + u] = stored + np.arange(u, dtype=np.int64) * (w + 1)
-                pieces.append(pmf.ravel())
-                stored += u * (w + 1)
-        start += int(counts[c])
-        first += int(ids[c])
-    flat = np.concatenate(pieces) if pieces else np.zeros(0, np.float64)
-    plan = _Plan(lo, rwidth[uid], order, groups, uid, shared, offsets, flat)
+            start += int(counts[c])
+    plan = _Plan(uid, rlo - reps.anchors, width, row, offsets, shared, flat, order, groups)
     prior._plans[id(tables)] = (tables, plan)
     return plan
 
@@ -747,12 +779,13 @@ def _chunks(prior: MixturePrior, tables):
     arrays = None
     for w, a, b in plan.groups:
         rows = max(1, CHUNK_ENTRIES // (w + 1))
-        shared = plan.shared.get(w)
+        table = plan.shared.get(w)
         for start in range(a, b, rows):
             positions = plan.order[start:min(start + rows, b)]
-            lo = plan.lo[positions]
-            if shared is not None:
-                pmf = np.take(shared[1], plan.uid[positions] - shared[0], axis=0)
+            ids = plan.uid[positions]
+            lo = prior.anchors[positions] + plan.rel[ids]
+            if table is not None:
+                pmf = np.take(table, plan.row[ids], axis=0)
             else:
                 arrays = arrays or _table_arrays(tables)
                 pmf = _pmf_rows(prior.take(positions), lo, w, arrays, PMF_PRECISION, tables.precision)
@@ -876,16 +909,17 @@ def _symbol_bits(prior: MixturePrior, tables, positions: np.ndarray, values: np.
     from ..coding.tables import ESCAPE_LENGTH_ALPHABET, bit_length, zigzag
 
     plan = _plan(prior, tables)
-    lo, width, offsets = plan.lo[positions], plan.width[positions], plan.offsets[plan.uid[positions]]
+    ids = plan.uid[positions]
+    lo, width, offsets = prior.anchors[positions] + plan.rel[ids], plan.width[ids], plan.offsets[ids]
     local = values - lo
     out = (local < 0) | (local >= width)
     np.copyto(local, np.broadcast_to(width, local.shape), where=out)
     bits = np.empty(values.shape, dtype=np.float64)
     have = offsets >= 0
     if have.all():
-        np.take(plan.information(), local + offsets, out=bits)
+        np.subtract(PMF_PRECISION, np.log2(np.take(plan.flat, local + offsets)), out=bits)
     else:
-        bits[:, have] = np.take(plan.information(), local[:, have] + offsets[have])
+        bits[:, have] = PMF_PRECISION - np.log2(np.take(plan.flat, local[:, have] + offsets[have]))
         missing = np.flatnonzero(~have)
         arrays = _table_arrays(tables)
         for w in np.unique(width[missing]).tolist():
