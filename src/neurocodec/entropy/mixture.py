@@ -573,9 +573,11 @@ def _pmf_rows(prior: MixturePrior, lo: np.ndarray, width: int, arrays: _TableArr
         first = np.clip(lo - means - arrays.minima[indexes], -width, arrays.sizes[indexes])
         mass += weights[:, None] * gather(arrays.starts[indexes] + first)
     pmf = np.empty((n, width + 1), dtype=np.float64)
-    pmf[:, :width] = mass
-    pmf[:, width] = float(1 << shift) - _row_sums(pmf[:, :width])
-    pmf *= float((1 << precision) - (width + 1)) * 2.0**-shift
+    scale = float((1 << precision) - (width + 1)) * 2.0**-shift
+    np.multiply(mass, scale, out=pmf[:, :width])
+    escape = pmf[:, width]
+    np.subtract(1 << shift, mass.sum(axis=1, dtype=np.int64), out=escape, casting="unsafe")
+    escape *= scale
     np.floor(pmf, out=pmf)
     pmf += 1.0
     lead = np.argmax(pmf, axis=1)
@@ -660,7 +662,7 @@ def _distinct(prior: MixturePrior) -> tuple[np.ndarray, np.ndarray]:
     elements are grouped by a 64-bit hash of the packed tuple, then every element is
     compared with its group's first, and one that differs (a collision) becomes a distinct
     prior of its own."""
-    n, k = len(prior), prior.means.shape[0]
+    n = len(prior)
     everything = np.arange(n, dtype=np.intp)
     if n < 2:
         return everything, everything
@@ -668,31 +670,51 @@ def _distinct(prior: MixturePrior) -> tuple[np.ndarray, np.ndarray]:
     if (bound >= 2**38 or int(prior.indexes.min()) < 0 or int(prior.indexes.max()) >= 2**7
             or int(prior.weights.max()) > 2**WEIGHT_BITS):
         return everything, everything      # cannot pack: every element is its own prior
+    return _group(prior, *_keys(prior))
+
+
+def _keys(prior: MixturePrior) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_pack_and_hash` of every element, in blocks that stay in cache."""
+    n, k = len(prior), prior.means.shape[0]
     bits = (n - 1).bit_length()
-    low_bits, mix = np.uint64(bits), np.uint64(29)
     packed = np.empty((k, n), np.int64)     # (mean - anchor) << 24 | index << 17 | weight
-    unsigned = packed.view(np.uint64)
     h = np.empty(n, np.uint64)
     for a in range(0, n, PRIOR_BLOCK):      # blocks that stay in cache
         s = slice(a, min(a + PRIOR_BLOCK, n))
-        p = packed[:, s]
-        np.subtract(prior.means[:, s], prior.anchors[s], out=p)
-        p <<= 24
-        p |= prior.indexes[:, s] << 17
-        w = prior.weights[:, s]
-        p |= w
-        p *= w != 0
-        hb = h[s]
-        np.multiply(unsigned[0, s], _HASH_MULTIPLIERS[0], out=hb)
-        hb ^= hb >> mix
-        for j in range(1, k):
-            hb ^= unsigned[j, s]
-            hb *= _HASH_MULTIPLIERS[j % len(_HASH_MULTIPLIERS)]
-            hb ^= hb >> mix
-        # the hash's high bits above the position: one (fast, non-arg) sort orders by both
-        hb >>= low_bits
-        hb <<= low_bits
-        hb |= everything[s].astype(np.uint64)
+        _pack_and_hash(prior.means[:, s], prior.indexes[:, s], prior.weights[:, s], prior.anchors[s], packed[:, s],
+                       h[s], a, bits)
+    return packed, h
+
+
+def _pack_and_hash(means, indexes, weights, anchors, packed, h, start: int, bits: int) -> None:
+    """One block of :func:`_distinct`'s keys: ``packed`` (K, b) int64 = ``(mean - anchor) << 24
+    | index << 17 | weight`` (0 for a weight-0 component), and ``h`` (b,) uint64 = a 64-bit
+    hash of the K packed values, its low ``bits`` replaced by the position (``start + i``).
+    Needs |mean - anchor| < 2**38, index in [0, 128), weight <= 2**16 (injective packing)."""
+    np.subtract(means, anchors, out=packed)
+    packed <<= 24
+    packed |= indexes << 17
+    packed |= weights
+    packed *= weights != 0
+    unsigned = packed.view(np.uint64)
+    mix, low_bits = np.uint64(29), np.uint64(bits)
+    np.multiply(unsigned[0], _HASH_MULTIPLIERS[0], out=h)
+    h ^= h >> mix
+    for j in range(1, packed.shape[0]):
+        h ^= unsigned[j]
+        h *= _HASH_MULTIPLIERS[j % len(_HASH_MULTIPLIERS)]
+        h ^= h >> mix
+    # the hash's high bits above the position: one (fast, non-arg) sort orders by both
+    h >>= low_bits
+    h <<= low_bits
+    h |= np.arange(start, start + h.size, dtype=np.uint64)
+
+
+def _group(prior: MixturePrior, packed: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_distinct` from its keys (:func:`_pack_and_hash`; ``h`` is sorted in place)."""
+    n, k = len(prior), packed.shape[0]
+    bits = (n - 1).bit_length()
+    low_bits = np.uint64(bits)
     h.sort()
     positions = (h & np.uint64((1 << bits) - 1)).astype(np.intp)
     h >>= low_bits
@@ -1033,7 +1055,7 @@ class MixtureHyperprior(HyperpriorFamily):
 
             y_symbols = rd_round_by(residual, y_symbols, bits, distortion_weight)
             y_round = torch.from_numpy((y_symbols.astype(np.int64).ravel() + prior.anchors).reshape(shape))
-        y_indexes = prior.indexes.reshape(1, -1, *shape[1:]).astype(np.int32)
+        y_indexes = prior.indexes.reshape(1, -1, *shape[1:]).astype(np.int32, copy=False)
         return MixtureSymbols(z_symbols, y_symbols, y_indexes, y_round.float(), prior)
 
     def encode(self, symbols: MixtureSymbols, coder: str = "cpu") -> list[bytes]:
