@@ -409,3 +409,130 @@ def test_default_sizes_provably_below_2_to_53():
         bound += c_in * k * k * WEIGHT_LIMIT * a_max
     assert bound < 2**52
     assert hs.mixture.out_bits == hs.layers[-1].out_bits        # one grid: the sum is exact
+
+
+# --------------------------------------------------------------------------- #
+# The fast coding path against the definition
+# --------------------------------------------------------------------------- #
+
+
+def reference_stream(prior: mx.MixturePrior, values: np.ndarray, tables) -> bytes:
+    """The y segment from the definition: per-element Python-integer pmfs (:func:`reference_pmf`),
+    coded by width group (increasing), each in C order, then the escapes' bypass codes."""
+    import constriction
+
+    from neurocodec.coding import cpu
+
+    lo, width = mx.mixture_windows(prior, tables)
+    encoder = constriction.stream.queue.RangeEncoder()
+    family = constriction.stream.model.Categorical(perfect=False)
+    escaped = []
+    for w in sorted(set(width.tolist())):
+        rows = np.flatnonzero(width == w)
+        local = values[rows] - lo[rows]
+        out = (local < 0) | (local >= w)
+        local[out] = w
+        escaped += rows[out].tolist()
+        pmf = np.array([reference_pmf(prior, int(i), int(lo[i]), w, tables) for i in rows], dtype=np.float64)
+        encoder.encode(local.astype(np.int32), family, pmf)
+    if escaped:
+        positions = np.sort(np.array(escaped))
+        cpu.encode_bypass(encoder, (values[positions] - prior.anchors[positions]).astype(np.int32))
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def reference_bits(prior: mx.MixturePrior, values: np.ndarray, tables) -> np.ndarray:
+    """:func:`mx.mixture_symbol_bits` from :func:`reference_pmf`."""
+    from neurocodec.coding.tables import ESCAPE_LENGTH_ALPHABET, bit_length, zigzag
+
+    lo, width = mx.mixture_windows(prior, tables)
+    bits = np.empty(values.shape)
+    for i in range(values.size):
+        q = reference_pmf(prior, i, int(lo[i]), int(width[i]), tables)
+        local = int(values[i] - lo[i])
+        inside = 0 <= local < width[i]
+        bits[i] = mx.PMF_PRECISION - np.log2(np.array([q[local if inside else int(width[i])]], np.float64))[0]
+        if not inside:
+            length = bit_length(zigzag(np.array([values[i] - prior.anchors[i]])))[0]
+            bits[i] += np.log2(np.array([ESCAPE_LENGTH_ALPHABET], np.float64))[0] + max(int(length) - 1, 0)
+    return bits
+
+
+def repetitive_prior(rng: np.random.Generator, n: int, k: int, num_tables: int) -> mx.MixturePrior:
+    """A prior whose elements repeat a few (mean - anchor, index, weight) tuples at different
+    anchors, with weight-0 components whose means and indexes differ (they count as equal)."""
+    base = random_prior(rng, 24, k, 6, num_tables)
+    pick = rng.integers(0, 24, n)
+    shift = rng.integers(-50, 51, n)
+    means, indexes, weights = base.means[:, pick] + shift, base.indexes[:, pick].copy(), base.weights[:, pick].copy()
+    if k > 1:
+        zero = rng.random(n) < 0.3
+        moved = zero & (weights[-1] > 0)
+        weights[0, moved] += weights[-1, moved]
+        weights[-1, moved] = 0
+        means[-1, zero] = rng.integers(-10**6, 10**6, int(zero.sum()))
+        indexes[-1, zero] = rng.integers(0, num_tables, int(zero.sum()))
+    heaviest = np.argmax(weights, axis=0)
+    anchors = np.take_along_axis(means, heaviest[None], 0)[0]
+    return mx.MixturePrior(means, indexes.astype(np.int32), weights.astype(np.uint32), anchors)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 4))
+def test_stream_equals_reference_implementation(tables, monkeypatch, seed, k):
+    """encode_mixture's bytes are the definition's (Python-integer pmfs coded in the documented
+    order), through every route of the fast path: distinct priors shared, the pmf budget spent
+    (pmfs built per chunk), and every hash colliding (elements told apart by the exact check);
+    the decoder inverts each; the symbol bits are the definition's."""
+    rng = np.random.default_rng(seed)
+    prior = repetitive_prior(rng, 300, k, tables.num_tables)
+    values = prior.anchors + rng.integers(-4, 5, 300)
+    values[:3] = prior.anchors[:3] + [40, -2**31 + 7, 2**31 - 1 - 60]          # escapes
+    expected = reference_stream(prior, values, tables)
+    bits = reference_bits(prior, values, tables)
+    routes = [{}, {"SHARED_ENTRIES": 0}, {"_HASH_MULTIPLIERS": np.zeros(8, np.uint64)}]
+    for route in routes:
+        with monkeypatch.context() as m:
+            for name, value in route.items():
+                m.setattr(mx, name, value)
+            fresh = mx.MixturePrior(prior.means, prior.indexes, prior.weights, prior.anchors)
+            assert mx.encode_mixture(values, fresh, tables) == expected, route
+            np.testing.assert_array_equal(mx.mixture_symbol_bits(values, fresh, tables), bits)
+            decoded = mx.decode_mixture(expected, mx.MixturePrior(prior.means, prior.indexes, prior.weights,
+                                                                  prior.anchors), tables)
+            np.testing.assert_array_equal(decoded, values)
+    uid, rep = mx._distinct(prior)
+    assert len(rep) <= 24 * 2 and np.array_equal(rep, np.sort(rep)) and np.array_equal(uid[rep], np.arange(len(rep)))
+
+
+def test_distinct_priors_are_exact(tables):
+    """Elements share a distinct prior only if their (mean - anchor, index, weight) tuples are
+    equal (weight-0 components aside); a prior that cannot be packed has no sharing."""
+    rng = np.random.default_rng(11)
+    prior = repetitive_prior(rng, 500, 3, tables.num_tables)
+    uid, rep = mx._distinct(prior)
+    live = prior.weights > 0
+    key = np.concatenate([np.where(live, prior.means - prior.anchors, 0), np.where(live, prior.indexes, 0),
+                          prior.weights]).T
+    _, expected = np.unique(key, axis=0, return_inverse=True)
+    pairs = np.unique(np.stack([uid, expected.ravel()]), axis=1)
+    assert pairs.shape[1] == len(rep) == len(np.unique(expected))       # the same partition
+    far = mx.MixturePrior(prior.means * 2**30, prior.indexes, prior.weights, prior.anchors)
+    assert np.array_equal(mx._distinct(far)[0], np.arange(500))
+
+
+def test_fast_prior_equals_forward_exact(codec):
+    """prior_exact (the coder's) == MixturePrior.from_tensors(forward_exact(...)), field by field,
+    for hyper-latents of every size, including ones at the clamp."""
+    entropy = codec.model.entropy_model
+    hs = entropy.hyper_synthesis
+    gen = torch.Generator().manual_seed(4)
+    for shape, scale, quality in (((1, 8, 3, 5), 3, 1.0), ((1, 8, 6, 2), 40, 4.5), ((1, 8, 1, 1), 1000, 8.0)):
+        z = torch.round(torch.randn(shape, generator=gen) * scale).to(torch.int32)
+        log2_gain = entropy.quality_log2_gain(quality)
+        expected = mx.MixturePrior.from_tensors(*hs.forward_exact(z, entropy.prior_params, log2_gain))
+        found = hs.prior_exact(z, entropy.prior_params, log2_gain)
+        for name in ("means", "indexes", "weights", "anchors"):
+            a, b = getattr(expected, name), getattr(found, name)
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a, b, err_msg=name)
