@@ -267,7 +267,7 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
         gain = fixed_point_gain(lg.view(1, -1, 1, 1), params["exp2"]).numpy().reshape(c, 1).astype(np.int64)
         index_offset = (lg - int(LOG2_SCALE_MIN * 2**LOG_BITS) + (1 << (_STEP_BITS - 1))).numpy()
         index_offset = index_offset.astype(np.float64).reshape(c, 1)
-        exp2 = _exp2_of_gap(params["exp2"])
+        exp2 = _exp2_of_gap(params["exp2"]).astype(np.float64)
         step = 2.0**-_STEP_BITS
         shift = self.mixture.out_bits
         mean_scale, log_scale = 2.0**-(shift - self.mean_bits), 2.0**-(shift - LOG_BITS)
@@ -313,13 +313,12 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
             top, lead = _first_max(logit)
             gap = top - logit
             np.minimum(gap, LOGIT_GAP * 2**LOG_BITS, out=gap)
-            e = np.take(exp2, gap).astype(np.float64)     # in [1, 2**16]
-            total = e.sum(axis=0)
-            e *= float(2**WEIGHT_BITS)
-            e /= total                                    # floor of this is exact (< 2**-37 off)
-            np.floor(e, out=e)
-            w = e.astype(np.int64)
-            missing = 2**WEIGHT_BITS - w.sum(axis=0)
+            w = np.take(exp2, gap)                        # in [1, 2**16] (float64 integers)
+            total = w.sum(axis=0)
+            w *= float(2**WEIGHT_BITS)
+            w /= total                                    # floor of this is exact (< 2**-37 off)
+            np.floor(w, out=w)
+            missing = 2**WEIGHT_BITS - w.sum(axis=0)      # float64 integers, all exact
             for j in range(k):                            # the units the floors lose go to the lead
                 np.add(w[j], missing, out=w[j], where=lead == j)
             weights[:, sl] = w
