@@ -30,7 +30,11 @@ logit (:class:`MixtureHyperSynthesis`). The quality's gain enters every componen
   chunks, with constriction's lazy ``Categorical`` family (``perfect=False``) given the
   integer frequencies as float64: integers below 2**53 summing to a power of two, so its
   re-quantisation to 24 bits is exact (``floor(C_i * (2**24 - B - 1) / 2**PMF_PRECISION)
-  + i``, ``C_i`` the cumulative frequency).
+  + i``, ``C_i`` the cumulative frequency);
+* elements with equal (mean - anchor, index, weight) K-tuples have equal windows (relative
+  to their anchors) and pmfs, so each distinct tuple's are built once (:func:`_plan`, found
+  exactly by :func:`_distinct`) and shared by the coder and rate-distortion rounding; this
+  changes no byte.
 
 **Training face.** ``-log2`` of the mixture's mass of the unit interval around the noisy
 (or straight-through rounded) latent, from the same quantised parameters (integer means,
