@@ -84,6 +84,11 @@ assert WINDOW_WIDTHS[-1] == MAX_WINDOW and MAX_WINDOW + 1 < 2**PMF_PRECISION
 # --------------------------------------------------------------------------- #
 
 
+def _exact(layer: FixedPointConv, x: torch.Tensor, params: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+    """``layer.forward_exact`` with the integer weight and bias ``params[key + ".weight" / ".bias"]``."""
+    return layer.forward_exact(x, params[key + ".weight"].to(torch.float64), params[key + ".bias"].to(torch.float64))
+
+
 class MixtureHyperSynthesis(FixedPointHyperSynthesis):
     """``round(z)`` -> K (mean, scale index, weight logit) per latent, quality-aware, exact.
 
@@ -196,16 +201,16 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact accumulators (float64 integers) of the 3x3 output layer (B, 2C, H, W) and of
         the head (B, 3KC, H, W), on their shared ``2**-out_bits`` grid."""
-        def exact(layer: FixedPointConv, x: torch.Tensor, key: str) -> torch.Tensor:
-            return layer.forward_exact(x, params[key + ".weight"].to(torch.float64),
-                                       params[key + ".bias"].to(torch.float64))
+        h = self._hidden_exact(z_symbols, params)
+        return _exact(self.layers[-1], h, params, str(len(self.layers) - 1)), _exact(self.mixture, h, params, "mixture")
 
+    def _hidden_exact(self, z_symbols: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The last hidden features (float64 integers, (B, hidden, H, W)) of the exact path."""
         h = torch.clamp(z_symbols.to(torch.float64), -Z_LIMIT, Z_LIMIT)
         high = self.act_max * 2**self.act_bits
         for i, layer in enumerate(self.layers[:-1]):
-            h = requantise_exact(exact(layer, h, str(i)), layer.out_bits - self.act_bits, 0.0, high)
-        last = len(self.layers) - 1
-        return exact(self.layers[-1], h, str(last)), exact(self.mixture, h, "mixture")
+            h = requantise_exact(_exact(layer, h, params, str(i)), layer.out_bits - self.act_bits, 0.0, high)
+        return h
 
     @torch.no_grad()
     def unscaled_exact(self, z_symbols: torch.Tensor, params: dict[str, torch.Tensor]
@@ -256,21 +261,22 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
                     ) -> "MixturePrior":
         """``MixturePrior.from_tensors(*forward_exact(...))``, the same integers, faster.
 
-        The convolutions are :meth:`forward_exact`'s; the element-wise rest (requantisation,
-        :func:`scale_prior_exact`, :func:`mixture_weights_exact`, anchors) runs in numpy on
-        blocks of channels that stay in cache, in the same integer arithmetic (float64 holding
-        integers below 2**53 where that is exact, int64 elsewhere)."""
+        The convolutions are :meth:`forward_exact`'s, the 1x1 head's run on blocks of rows (of
+        the latent grid); each block's element-wise rest (requantisation,
+        :func:`scale_prior_exact`, :func:`mixture_weights_exact`, anchors) follows in numpy
+        while the block is in cache, in the same integer arithmetic (float64 holding integers
+        below 2**53 where that is exact, int64 elsewhere)."""
         if z_symbols.shape[0] != 1:
             raise ValueError(f"the coding face takes one image, got a batch of {z_symbols.shape[0]}")
-        base_t, head_t = self._accumulators(z_symbols, params)
+        h = self._hidden_exact(z_symbols, params)
+        base = _exact(self.layers[-1], h, params, str(len(self.layers) - 1)).numpy()[0]
         c, k = self.latent_channels, self.components
-        hw = base_t.shape[-2] * base_t.shape[-1]
-        base = base_t.numpy().reshape(2, c, hw)
-        head = head_t.numpy().reshape(3, k, c, hw)
+        rows, cols = base.shape[-2:]
+        base = base.reshape(2, c, rows, cols)
         lg = log2_gain.to(torch.int64).view(-1)
-        gain = fixed_point_gain(lg.view(1, -1, 1, 1), params["exp2"]).numpy().reshape(c, 1).astype(np.int64)
+        gain = fixed_point_gain(lg.view(1, -1, 1, 1), params["exp2"]).numpy().reshape(c, 1, 1).astype(np.int64)
         index_offset = (lg - int(LOG2_SCALE_MIN * 2**LOG_BITS) + (1 << (_STEP_BITS - 1))).numpy()
-        index_offset = index_offset.astype(np.float64).reshape(c, 1)
+        index_offset = index_offset.astype(np.float64).reshape(c, 1, 1)
         exp2 = _exp2_of_gap(params["exp2"]).astype(np.float64)
         step = 2.0**-_STEP_BITS
         shift = self.mixture.out_bits
@@ -279,37 +285,40 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
         log_max = self.log_scale_limit * 2**LOG_BITS
         logit_max = self.logit_limit * 2**LOG_BITS
         gain_shift = self.mean_bits + GAIN_BITS
-        means = np.empty((k, c, hw), np.int64)
-        indexes = np.empty((k, c, hw), np.int32)
-        weights = np.empty((k, c, hw), np.uint32)
-        anchors = np.empty((c, hw), np.int64)
-        block = max(1, PRIOR_BLOCK // hw)
-        for c0 in range(0, c, block):
-            sl = slice(c0, min(c0 + block, c))
+        means = np.empty((k, c, rows, cols), np.int64)
+        indexes = np.empty((k, c, rows, cols), np.int32)
+        weights = np.empty((k, c, rows, cols), np.uint32)
+        anchors = np.empty((c, rows, cols), np.int64)
+        block = max(1, PRIOR_BLOCK // (c * cols))
+        for r0 in range(0, rows, block):
+            # the head's accumulators of a block of rows, while they are in cache
+            sl = slice(r0, min(r0 + block, rows))
+            head = _exact(self.mixture, h[:, :, sl], params, "mixture").numpy().reshape(3, k, c, -1, cols)
+            bs = base[:, :, sl]
             # means: requantise_exact of the summed accumulators, then round(gain * mean_u)
-            x = np.add(head[0, :, sl], base[0, sl])
+            x = np.add(head[0], bs[0])
             x *= mean_scale
             x += 0.5
             np.floor(x, out=x)
             np.clip(x, -mean_max, mean_max, out=x)
             m = x.astype(np.int64)
-            m *= gain[sl]
+            m *= gain
             m += 1 << (gain_shift - 1)
             m >>= gain_shift
-            means[:, sl] = m
+            means[:, :, sl] = m
             # table indexes: (log_scale_u + offset) >> _STEP_BITS, clamped (float64: exact)
-            np.add(head[1, :, sl], base[1, sl], out=x)
+            np.add(head[1], bs[1], out=x)
             x *= log_scale
             x += 0.5
             np.floor(x, out=x)
             np.clip(x, -log_max, log_max, out=x)
-            x += index_offset[sl]
+            x += index_offset
             x *= step
             np.floor(x, out=x)
             np.clip(x, 0, self.num_scales - 1, out=x)
-            indexes[:, sl] = x
+            indexes[:, :, sl] = x
             # weights (mixture_weights_exact) from the requantised logits
-            np.multiply(head[2, :, sl], log_scale, out=x)
+            np.multiply(head[2], log_scale, out=x)
             x += 0.5
             np.floor(x, out=x)
             np.clip(x, -logit_max, logit_max, out=x)
@@ -325,16 +334,16 @@ class MixtureHyperSynthesis(FixedPointHyperSynthesis):
             missing = 2**WEIGHT_BITS - w.sum(axis=0)      # float64 integers, all exact
             for j in range(k):                            # the units the floors lose go to the lead
                 np.add(w[j], missing, out=w[j], where=lead == j)
-            weights[:, sl] = w
+            weights[:, :, sl] = w
             _, heaviest = _first_max(w)                   # the first of equal weights
             anchor = m[0].copy()
             for j in range(1, k):
                 np.copyto(anchor, m[j], where=heaviest == j)
-            anchors[sl] = np.clip(anchor, -ANCHOR_LIMIT, ANCHOR_LIMIT)
+            anchors[:, sl] = np.clip(anchor, -ANCHOR_LIMIT, ANCHOR_LIMIT)
         return MixturePrior(means.reshape(k, -1), indexes.reshape(k, -1), weights.reshape(k, -1), anchors.ravel())
 
 
-PRIOR_BLOCK = 2**14     # latent positions per block of :meth:`MixtureHyperSynthesis.prior_exact`
+PRIOR_BLOCK = 2**14     # elements (latents) per block of prior_exact and _distinct
 
 
 def _first_max(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
