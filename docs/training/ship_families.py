@@ -18,13 +18,14 @@ COMMON = ("--init-from src/neurocodec/zoo/weights/block-hyperprior-mse.safetenso
           "--model-option refine_hidden=96 --model-option hyper_hidden=64 --fresh-only --scales 0.5,0.75,1 "
           "--rate-proxy round --integer-qualities 0.25 --lr 1e-4 --precision bf16 --nproc 1 --threads 1")
 FAMILIES = {
-    "region": dict(name="block-region-mse", folder="block-region", seed=43,
+    "region": dict(name="block-region-mse", folder="block-region", seed=43, start="the default exactly",
                    description="Block-DCT codec of the default with zero-initialised region-adaptive stages (grid "
                                "regions, H/8) trained alone on it; qualities 1-8 (MSE)"),
-    "swinv2": dict(name="block-swinv2-mse", folder="block-swinv2", seed=53,
+    "swinv2": dict(name="block-swinv2-mse", folder="block-swinv2", seed=53, start="the default exactly",
                    description="Block-DCT codec of the default with zero-initialised residual SwinV2 stages (H/8) "
                                "trained alone on it; qualities 1-8 (MSE)"),
     "mixture": dict(name="block-mixture-mse", folder="block-mixture", seed=47,
+                    start="the default's reconstruction; its y bits within 1 %, the extra components at weight 2^-15",
                     description="Block-DCT codec of the default with a Gaussian mixture (K = 3) whose extra "
                                 "components were trained alone on it; qualities 1-8 (MSE)"),
 }
@@ -46,7 +47,7 @@ def main(family: str, source: Path, out: Path, data: Path) -> None:
         "data": "../shared/data/train less the development set (benchmarks/data/devset.txt) at 0.5, 0.75 and 1.0 "
                 "scale",
         "lineage": f"block-hyperprior-mse (6a611eaf4c6c5bfb, {DEFAULT_HOURS} CPU-hours) -> block-{family} at step 0 "
-                   "(the default exactly) -> the family's additions trained alone (--fresh-only: every parameter "
+                   f"({spec['start']}) -> the family's additions trained alone (--fresh-only: every parameter "
                    "of the default frozen bit for bit)",
         "command": command,
         "log": f"docs/training/{spec['folder']}/",
