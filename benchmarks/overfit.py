@@ -247,6 +247,8 @@ def part_summary(args) -> dict:
         for image in d["images"]:
             curves = d["curves"]
             label = next(k for k in curves if k.startswith("overfit"))
+            if not d.get("encoder"):  # written before the encoder recorded its schedule
+                label += " (first encoder)"
             rd.setdefault(label, {})[image] = dict(points=curves[label], encoder=d.get("encoder"), file=path.name)
             for ref in ("JPEG", "WebP", "AVIF"):
                 rd.setdefault(ref, {})[image] = dict(points=curves[ref], file=path.name)
