@@ -6,6 +6,14 @@ docs/benchmarks.md and benchmarks/results/families.json.
 
     python benchmarks/families.py                      # full run (about an hour on 2 cores)
     python benchmarks/families.py --images 2 --no-docs # quick check
+    python benchmarks/families.py --timing-only        # redo only the timing pass (RD from families.json)
+
+Coding times are not taken from the RD pass: there every model codes the whole set in turn, so
+a load that changes during the run (the classical codecs' process, anything else on the
+machine) lands on some models and not others. A separate pass times every model on a few
+images at qualities 1, 4 and 8 in alternating rounds (the order rotated each round), in CPU
+seconds of this process (one torch thread), and reports the median over images and qualities
+of each model's ratio to the default on the same image and quality.
 
 The development set is the photographs listed in benchmarks/data/devset.txt, read at full
 resolution from ../shared/data/train and kept out of every training run since session 9.
@@ -59,6 +67,62 @@ def rising(points) -> bool:
     return all(b.bpp > a.bpp and b.psnr > a.psnr for a, b in zip(points, points[1:]))
 
 
+TIMING_QUALITIES = (1.0, 4.0, 8.0)
+
+
+def time_models(names: list[str], images: list, rounds: int = 3) -> dict:
+    """CPU seconds (``time.process_time``, this process, one torch thread) to encode and to
+    decode each ``(name, array)`` image at :data:`TIMING_QUALITIES` with every model, in
+    ``rounds`` alternating rounds (model order rotated each round). Returns per model its
+    median encode and decode seconds and its median ratios to ``names[0]`` (the default) over
+    the (image, quality) pairs, each pair's time being its median over rounds."""
+    from neurocodec.codec import Codec
+
+    codecs = {n: Codec(n) for n in names}
+    samples = {n: {} for n in names}           # name -> (image, quality) -> [(enc, dec), ...]
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for image_name, array in images:
+            for q in TIMING_QUALITIES:
+                for n in order:
+                    t0 = time.process_time()
+                    data = codecs[n].compress(array, quality=q)
+                    t1 = time.process_time()
+                    codecs[n].decompress(data)
+                    t2 = time.process_time()
+                    samples[n].setdefault((image_name, q), []).append((t1 - t0, t2 - t1))
+    median = {n: {k: tuple(statistics.median(v[i] for v in runs) for i in (0, 1)) for k, runs in per.items()}
+              for n, per in samples.items()}
+    base = median[names[0]]
+    out = {}
+    for n in names:
+        keys = list(median[n])
+        out[n] = {"encode_s": statistics.median(median[n][k][0] for k in keys),
+                  "decode_s": statistics.median(median[n][k][1] for k in keys),
+                  "encode_ratio": statistics.median(median[n][k][0] / base[k][0] for k in keys),
+                  "decode_ratio": statistics.median(median[n][k][1] / base[k][1] for k in keys)}
+    return {"models": out, "images": [name for name, _ in images], "qualities": list(TIMING_QUALITIES),
+            "rounds": rounds, "clock": "time.process_time, one torch thread"}
+
+
+def load_results(path: Path) -> dict:
+    """The RD results of an earlier full run (``families.json``), curves as RDPoints."""
+    from neurocodec.bench.runner import RDPoint
+
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run the whole command first")
+    data = json.loads(path.read_text())
+    for result in data.values():
+        result["curves"] = {c: [RDPoint(**p) for p in points] for c, points in result["curves"].items()}
+        result.setdefault("rd_date", "an earlier run")
+    return data
+
+
+def rd_date(results: dict) -> str:
+    dates = sorted({r.get("rd_date", time.strftime("%Y-%m-%d")) for r in results.values()})
+    return "RD pass on " + ", ".join(dates)
+
+
 def table(result: dict, default: str, facts: dict, with_vtm: bool) -> list[str]:
     from neurocodec.bench.suite import bd_or_none
 
@@ -69,8 +133,7 @@ def table(result: dict, default: str, facts: dict, with_vtm: bool) -> list[str]:
             "training CPU-hours", "PSNR and bpp rise with quality"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     base = curves[default]
-    base_enc = statistics.median(p.enc_s for p in base)
-    base_dec = statistics.median(p.dec_s for p in base)
+    timing = result["timing"]["models"]
 
     def cell(v):
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.1f} %"
@@ -81,8 +144,7 @@ def table(result: dict, default: str, facts: dict, with_vtm: bool) -> list[str]:
         points = curves[label]
         row = [label, "—" if label == default else cell(bd_or_none(points, base))]
         row += [cell(bd[label].get(r)) for r in refs[1:]]
-        enc = statistics.median(p.enc_s for p in points) / base_enc
-        dec = statistics.median(p.dec_s for p in points) / base_dec
+        enc, dec = timing[label]["encode_ratio"], timing[label]["decode_ratio"]
         f = facts[label]
         row += [f"{enc:.2f} / {dec:.2f}", f"{f['params'] / 1e6:.2f} M",
                 "n/a" if f["cpu_hours"] is None else f"{f['cpu_hours']:.2f}", "yes" if rising(points) else "**no**"]
@@ -102,6 +164,11 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="", help="comma-separated shipped models (default: all)")
     parser.add_argument("--images", type=int, default=0, help="only the first N images of each set (no docs)")
     parser.add_argument("--sets", default="kodak,dev", help="which sets to measure: kodak, dev or both")
+    parser.add_argument("--timing-images", default="4,1",
+                        help="images of each set (Kodak, dev) the timing pass uses (default: 4,1)")
+    parser.add_argument("--timing-rounds", type=int, default=3)
+    parser.add_argument("--timing-only", action="store_true",
+                        help="take the RD results from benchmarks/results/families.json and redo only the timing pass")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args(argv)
 
@@ -120,41 +187,59 @@ def main(argv=None) -> int:
     command = "python benchmarks/families.py" + (f" --models {args.models}" if args.models else "")
     results, sections = {}, []
     started = time.time()
+    out = ROOT / "benchmarks" / "results" / "families.json"
+    earlier = load_results(out) if args.timing_only else {}
+    timing_images = dict(zip(("kodak", "dev"), (int(n) for n in args.timing_images.split(","))))
     with tempfile.TemporaryDirectory() as tmp:
         folders = {"kodak": args.kodak, "dev": None}
         for which in [s for s in args.sets.split(",") if s]:
             folder = folders[which] or link_devset(args.train, Path(tmp))
-            result = run_suite(folder, names, ("jpeg", "webp", "avif"),
-                               args.anchors if which == "kodak" else None, images=args.images or None,
-                               command=command, progress=sys.stderr.isatty())
+            if args.timing_only:
+                result = earlier[which]
+                missing = [n for n in names if n not in result["curves"]]
+                if missing:
+                    raise SystemExit(f"{out.name} has no {which} RD results for {', '.join(missing)}: run the whole "
+                                     "command")
+            else:
+                result = run_suite(folder, names, ("jpeg", "webp", "avif"),
+                                   args.anchors if which == "kodak" else None, images=args.images or None,
+                                   command=command, progress=sys.stderr.isatty())
+            from neurocodec.bench.runner import load_images
+
+            result["timing"] = time_models(names, load_images(folder)[:timing_images[which]], args.timing_rounds)
             results[which] = result
             title = ("24 Kodak images (768x512)" if which == "kodak"
                      else f"the development set ({len(devset_names())} full-resolution photographs, about 2048x1365)")
             sections += [f"### On {title}", "", *table(result, DEFAULT_MODEL, facts, which == "kodak"), ""]
             bad = {k: v for k, v in result["mismatches"].items() if v}
-            sections += [f"Decodes differing from the encoder's reconstruction: {bad or 'none'}.", ""]
+            timed = ", ".join(result["timing"]["images"])
+            sections += [f"Decodes differing from the encoder's reconstruction: {bad or 'none'}. Times from the "
+                         f"timing pass on {timed}.", ""]
             print("\n".join(sections[-6 - len(names):]), flush=True)
     if write:
         body = [
             "## Shipped models: every family against the default", "",
-            f"Generated by `{command}` on {time.strftime('%Y-%m-%d')} ({(time.time() - started) / 60:.0f} minutes, "
-            "one torch thread; the classical codecs run in a second process). Do not edit by hand: rerun the command.",
+            f"Generated by `{command}` ({rd_date(results)}; the timing pass on {time.strftime('%Y-%m-%d')}, "
+            f"{(time.time() - started) / 60:.0f} minutes"
+            f"{' with --timing-only' if args.timing_only else ''}; one torch thread, the classical codecs in a second "
+            "process). Do not edit by hand: rerun the command.",
             "",
             "Each shipped model at qualities 1-8; Pillow's JPEG, WebP (method 6) and AVIF (speed 4, 4:4:4) "
             "measured on the same images in the same run; VTM from the published Kodak curve. BD-rate: negative = "
-            "fewer bits than the column's codec. Time ratios: median over qualities of the median per image, "
-            "against the default in the same run. Real file sizes, every decode checked against the encoder's "
+            "fewer bits than the column's codec. Time ratios: from a separate pass (CPU seconds of encode and of "
+            "decode, qualities 1, 4 and 8, alternating rounds; the median over images and qualities of each "
+            "model's ratio to the default on the same image), because in the RD pass each model codes the whole "
+            "set in turn and a load that changes during the run lands on some models only. Real file sizes, every decode checked against the encoder's "
             "reconstruction.", "",
             "The development set is held out of training from session 9 on; the default (and the context model's "
             "session-8 probe) trained on all 105 photographs, these four included, at 0.5 and 0.75 scale, so on it "
             "the default is, if anything, flattered.", "", *sections]
         update_section(ROOT / "docs" / "benchmarks.md", "families", "\n".join(body))
-        out = ROOT / "benchmarks" / "results" / "families.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         from dataclasses import asdict
 
         portable = {"kodak": "../shared/data/kodak", "dev": "development set (benchmarks/data/devset.txt)"}
-        out.write_text(json.dumps({k: {**r, "folder": portable[k],
+        out.write_text(json.dumps({k: {**r, "folder": portable[k], "rd_date": r.get("rd_date", time.strftime("%Y-%m-%d")),
                                        "curves": {c: [asdict(p) for p in v] for c, v in r["curves"].items()}}
                                    for k, r in results.items()}, indent=1, default=str))
     return 0
