@@ -164,6 +164,7 @@ def part_rd(args) -> dict:
     from neurocodec.zoo import export_weights
 
     torch.set_num_threads(args.threads)
+    encoder = encoder_description()  # before the run: the commit it started from
     images = [(name, load(name, args.kodak)) for name in args.images]
     iterations = args.iterations or PRESETS[args.preset]
     label = f"overfit {args.preset if not args.iterations else f'{iterations} it'}"
@@ -182,7 +183,7 @@ def part_rd(args) -> dict:
     for ref, value in bd.items():
         print(f"| BD-rate vs {ref} | {'n/a (no PSNR overlap)' if value is None else f'{value:+.1f} %'} |")
     return dict(images=list(args.images), preset=args.preset, iterations=iterations, threads=args.threads,
-                encoder=encoder_description(), curves={k: [p.as_dict() for p in v] for k, v in curves.items()},
+                encoder=encoder, curves={k: [p.as_dict() for p in v] for k, v in curves.items()},
                 bd_rate=bd)
 
 
@@ -246,10 +247,10 @@ def part_summary(args) -> dict:
         d = json.loads(path.read_text())
         for image in d["images"]:
             curves = d["curves"]
-            label = next(k for k in curves if k.startswith("overfit"))
-            if not d.get("encoder"):  # written before the encoder recorded its schedule
-                label += " (first encoder)"
-            rd.setdefault(label, {})[image] = dict(points=curves[label], encoder=d.get("encoder"), file=path.name)
+            key = next(k for k in curves if k.startswith("overfit"))
+            # files written before the encoder recorded its schedule hold the first encoder's runs
+            label = key if d.get("encoder") else key + " (first encoder)"
+            rd.setdefault(label, {})[image] = dict(points=curves[key], encoder=d.get("encoder"), file=path.name)
             for ref in ("JPEG", "WebP", "AVIF"):
                 rd.setdefault(ref, {})[image] = dict(points=curves[ref], file=path.name)
     effort_path = RESULTS / "overfit-effort.json"
