@@ -102,3 +102,22 @@ def test_effort_streams_decode_exactly_and_deterministically():
 def test_bad_effort_is_a_value_error(effort):
     with pytest.raises(ValueError):
         codec().compress(make_image(8, 8), 4, effort=effort)
+
+
+def test_refined_latents_are_coded_without_a_second_rounding_for_rate():
+    """effort > 0: the refinement already traded rate for distortion, so its latents are coded
+    with plain rounding even where the model rounds for rate (effort 0)."""
+    import torch
+
+    c = codec()
+    model = c.model
+    assert model.channel_energy is not None      # the shipped default rounds for rate at effort 0
+    image = make_image(32, 32, seed=9)
+    x = c._to_tensor(image)[0]
+    with torch.inference_mode(False):
+        y = model.refine_latents(x, 4.0, 3)
+    plain_segments, _ = model.code_latents(y, 4.0, rd_rounding=False)
+    rd_segments, _ = model.code_latents(y, 4.0)
+    data = c.compress(image, 4, effort=3)
+    payload = b"".join(plain_segments)
+    assert payload in data and b"".join(rd_segments) != payload

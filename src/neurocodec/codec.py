@@ -409,7 +409,9 @@ class Codec:
                     y = self.model.refine_latents(self._to_tensor(array[top:top + h, left:left + w])[0], q, effort)
             else:
                 y = self.model.analysis(self._to_tensor(array[top:top + h, left:left + w])[0])
-            tile_segments, y_hat = self.model.code_latents(y, q, self.coder)
+            # refined latents were optimised for their real rate: no second rounding for rate
+            refined = bool(effort) and latents is None and not per_image
+            tile_segments, y_hat = self.model.code_latents(y, q, self.coder, rd_rounding=not refined)
             segments += tile_segments
             if keep_latents is not None:
                 keep_latents.append(y_hat)

@@ -181,15 +181,19 @@ class VariableRateCodec(nn.Module):
         return (scaled / gain).detach()
 
     @torch.no_grad()
-    def code_latents(self, y: torch.Tensor, quality: float, coder: str = "cpu") -> tuple[list[bytes], torch.Tensor]:
+    def code_latents(self, y: torch.Tensor, quality: float, coder: str = "cpu",
+                     rd_rounding: bool = True) -> tuple[list[bytes], torch.Tensor]:
         """Unscaled latents (1, C, h, w) from :meth:`analysis` -> (segments, scaled y_hat).
 
         Split from :meth:`compress` so rate control can try several qualities on one
-        analysis pass. With :attr:`channel_energy` set, symbols are chosen by
-        rate-distortion rounding (:mod:`neurocodec.entropy.rd_rounding`).
+        analysis pass. With :attr:`channel_energy` set and ``rd_rounding``, symbols are chosen by
+        rate-distortion rounding (:mod:`neurocodec.entropy.rd_rounding`); latents from
+        :meth:`refine_latents` are coded with ``rd_rounding=False``: the refinement already
+        traded their rate against distortion, and rounding for rate on top removes bits twice
+        (measured on kodim23: docs/overfitted.md, "Missing").
         """
         gain, _ = self.gains(torch.tensor([quality], dtype=torch.float32))
-        weight = self.rd_weight(quality)
+        weight = self.rd_weight(quality) if rd_rounding else None
         if weight is None:
             symbols = self.entropy_model.quantise(y * gain, quality)
         else:

@@ -434,8 +434,9 @@ class OverfitCodec(VariableRateCodec):
 
     @torch.no_grad()
     def code_latents(self, y: PendingImage | FittedImage | DecodedImage, quality: float,
-                     coder: str = "cpu") -> tuple[list[bytes], DecodedImage]:
+                     coder: str = "cpu", rd_rounding: bool = True) -> tuple[list[bytes], DecodedImage]:
         """Fit (if needed), quantise and code an image -> (two segments, what the decoder derives).
+        ``rd_rounding`` is the contract's and has no effect here: the fit chooses every symbol.
 
         Raises:
           UnsupportedCoderError: a coder other than ``"cpu"``.
