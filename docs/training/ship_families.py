@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 
 from neurocodec.train.export import cpu_seconds, export_run, read_log, write_probe_hints
-from neurocodec.zoo.weights import read_metadata, rewrite_card
+from neurocodec.zoo.weights import read_metadata, rewrite_card, weight_hash
 
-DEFAULT_HOURS = 18.191   # block-hyperprior-mse's card: total_cpu_hours
-DEFAULT_STEPS = 90600    # block-hyperprior-mse's card: total_steps
-COMMON = ("--init-from src/neurocodec/zoo/weights/block-hyperprior-mse.safetensors --model-option refine_blocks=1 "
+DEFAULT = "src/neurocodec/zoo/weights/block-hyperprior-mse.safetensors"
+COMMON = (f"--init-from {DEFAULT} --model-option refine_blocks=1 "
           "--model-option refine_hidden=96 --model-option hyper_hidden=64 --fresh-only --scales 0.5,0.75,1 "
           "--rate-proxy round --integer-qualities 0.25 --lr 1e-4 --precision bf16 --nproc 1 --threads 1")
 FAMILIES = {
@@ -33,6 +32,8 @@ FAMILIES = {
 
 def main(family: str, source: Path, out: Path, data: Path) -> None:
     spec = FAMILIES[family]
+    parent = read_metadata(DEFAULT)["card"]   # the default's own training, which every family starts from
+    parent_hours, parent_steps = parent["total_cpu_hours"], parent["total_steps"]
     if source.is_dir():
         records = read_log(source / "log.jsonl")
         steps = records[-1]["step"]
@@ -46,14 +47,14 @@ def main(family: str, source: Path, out: Path, data: Path) -> None:
     extra = {
         "data": "../shared/data/train less the development set (benchmarks/data/devset.txt) at 0.5, 0.75 and 1.0 "
                 "scale",
-        "lineage": f"block-hyperprior-mse (6a611eaf4c6c5bfb, {DEFAULT_HOURS} CPU-hours) -> block-{family} at step 0 "
+        "lineage": f"block-hyperprior-mse ({weight_hash(DEFAULT).hex()}, {parent_hours} CPU-hours) -> block-{family} at step 0 "
                    f"({spec['start']}) -> the family's additions trained alone (--fresh-only: every parameter "
                    "of the default frozen bit for bit)",
         "command": command,
         "log": f"docs/training/{spec['folder']}/",
         "added_cpu_hours": round(hours, 3),
-        "total_cpu_hours": round(DEFAULT_HOURS + hours, 3),
-        "total_steps": DEFAULT_STEPS + steps,
+        "total_cpu_hours": round(parent_hours + hours, 3),
+        "total_steps": parent_steps + steps,
         "kodak_rd": "docs/benchmarks.md, 'Shipped models' (python benchmarks/families.py)",
     }
     if source.is_dir():

@@ -398,6 +398,7 @@ class Codec:
         # a model fitted per image runs its fit here (effort 0: its preset), with step_progress
         per_image = getattr(self.model, "learns_per_image", False)
         for i, (top, left, h, w) in enumerate(tiles):
+            rd_rounding = True
             if latents is not None:
                 y = latents[i]
             elif per_image:
@@ -407,11 +408,10 @@ class Codec:
             elif effort:
                 with torch.inference_mode(False):
                     y = self.model.refine_latents(self._to_tensor(array[top:top + h, left:left + w])[0], q, effort)
+                rd_rounding = False   # optimised for their real rate: no second rounding for rate
             else:
                 y = self.model.analysis(self._to_tensor(array[top:top + h, left:left + w])[0])
-            # refined latents were optimised for their real rate: no second rounding for rate
-            refined = bool(effort) and latents is None and not per_image
-            tile_segments, y_hat = self.model.code_latents(y, q, self.coder, rd_rounding=not refined)
+            tile_segments, y_hat = self.model.code_latents(y, q, self.coder, rd_rounding=rd_rounding)
             segments += tile_segments
             if keep_latents is not None:
                 keep_latents.append(y_hat)

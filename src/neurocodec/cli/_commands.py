@@ -321,7 +321,7 @@ def _encode(args, pairs, failed: int, threads: int) -> int:
     codec = _make_codec(args.model, args.quality, args.weights)
     single = len(pairs) == 1
     progress = _Progress(len(pairs), "encode", args.json, report_to_stderr=any(d is None for _, d in pairs),
-                         quiet=getattr(args, "quiet", False))
+                         quiet=args.quiet)
     writer = _Writer(args.overwrite, progress.note)
     total_bytes = total_pixels = done = 0
     try:
