@@ -7,6 +7,7 @@ docs/benchmarks.md and benchmarks/results/families.json.
     python benchmarks/families.py                      # full run (about an hour on 2 cores)
     python benchmarks/families.py --images 2 --no-docs # quick check
     python benchmarks/families.py --timing-only        # redo only the timing pass (RD from families.json)
+    python benchmarks/families.py --add NAME[,NAME]    # RD of new models only, merged into families.json
 
 Coding times are not taken from the RD pass: there every model codes the whole set in turn, so
 a load that changes during the run (the classical codecs' process, anything else on the
@@ -118,9 +119,29 @@ def load_results(path: Path) -> dict:
     return data
 
 
+def merge_added(earlier: dict, added: dict) -> dict:
+    """``earlier`` (a set's stored results) with the models of ``added`` (a run of
+    :func:`run_suite` on the same images, models only) put in: their curves and mismatches,
+    and every BD-rate recomputed against the stored classical and published curves."""
+    from neurocodec.bench.suite import beats_reference, bd_or_none
+
+    curves = {**earlier["curves"], **added["curves"]}
+    models = [m for m in earlier["measured"] if m in earlier["mismatches"] and m not in added["mismatches"]]
+    models += list(added["mismatches"])
+    measured = models + [m for m in earlier["measured"] if m not in earlier["mismatches"]]
+    references = [r for r in ("JPEG", "WebP", "AVIF", "VTM (published)", "BPG (published)") if r in curves]
+    bd = {label: {ref: bd_or_none(curves[label], curves[ref]) for ref in references if ref != label}
+          for label in curves}
+    beats = {m: beats_reference(curves[m], curves["JPEG"]) for m in models if "JPEG" in curves}
+    added_on = dict(earlier.get("added_on", {}), **{m: time.strftime("%Y-%m-%d") for m in added["mismatches"]})
+    return {**earlier, "curves": curves, "bd": bd, "beats_jpeg": beats, "measured": measured,
+            "mismatches": {**earlier["mismatches"], **added["mismatches"]}, "added_on": added_on}
+
+
 def rd_date(results: dict) -> str:
     dates = sorted({r.get("rd_date", time.strftime("%Y-%m-%d")) for r in results.values()})
-    return "RD pass on " + ", ".join(dates)
+    added = sorted({f"{m} on {d}" for r in results.values() for m, d in r.get("added_on", {}).items()})
+    return "RD pass on " + ", ".join(dates) + (f"; added with --add: {', '.join(added)}" if added else "")
 
 
 def table(result: dict, default: str, facts: dict, with_vtm: bool) -> list[str]:
@@ -169,8 +190,13 @@ def main(argv=None) -> int:
     parser.add_argument("--timing-rounds", type=int, default=3)
     parser.add_argument("--timing-only", action="store_true",
                         help="take the RD results from benchmarks/results/families.json and redo only the timing pass")
+    parser.add_argument("--add", default="",
+                        help="comma-separated shipped models to measure and merge into the stored RD results "
+                             "(the other models' and the classical codecs' curves are kept; timing is redone)")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args(argv)
+    if args.add and (args.timing_only or args.models or args.images):
+        parser.error("--add takes the stored results as they are: not with --timing-only, --models or --images")
 
     import torch
 
@@ -182,24 +208,33 @@ def main(argv=None) -> int:
     names = [m for m in args.models.split(",") if m] or [
         m.name for m in list_models() if not ARCHITECTURES[m.architecture].learns_per_image]
     names = [DEFAULT_MODEL] + [n for n in names if n != DEFAULT_MODEL]
+    added = [m for m in args.add.split(",") if m]
+    unknown = [m for m in added if m not in names]
+    if unknown:
+        parser.error(f"--add: not a shipped model: {', '.join(unknown)}")
     facts = {n: model_facts(n) for n in names}
     write = not args.no_docs and not args.images
     command = "python benchmarks/families.py" + (f" --models {args.models}" if args.models else "")
     results, sections = {}, []
     started = time.time()
     out = ROOT / "benchmarks" / "results" / "families.json"
-    earlier = load_results(out) if args.timing_only else {}
+    earlier = load_results(out) if args.timing_only or added else {}
     timing_images = dict(zip(("kodak", "dev"), (int(n) for n in args.timing_images.split(","))))
     with tempfile.TemporaryDirectory() as tmp:
         folders = {"kodak": args.kodak, "dev": None}
         for which in [s for s in args.sets.split(",") if s]:
             folder = folders[which] or link_devset(args.train, Path(tmp))
-            if args.timing_only:
-                result = earlier[which]
-                missing = [n for n in names if n not in result["curves"]]
+            if args.timing_only or added:
+                missing = [n for n in names if n not in earlier[which]["curves"] and n not in added]
                 if missing:
                     raise SystemExit(f"{out.name} has no {which} RD results for {', '.join(missing)}: run the whole "
-                                     "command")
+                                     "command, or --add them")
+            if args.timing_only:
+                result = earlier[which]
+            elif added:
+                result = merge_added(earlier[which], run_suite(
+                    folder, added, (), args.anchors if which == "kodak" else None, command=command,
+                    progress=sys.stderr.isatty()))
             else:
                 result = run_suite(folder, names, ("jpeg", "webp", "avif"),
                                    args.anchors if which == "kodak" else None, images=args.images or None,
@@ -221,7 +256,7 @@ def main(argv=None) -> int:
             "## Shipped models: every family against the default", "",
             f"Generated by `{command}` ({rd_date(results)}; the timing pass on {time.strftime('%Y-%m-%d')}, "
             f"{(time.time() - started) / 60:.0f} minutes"
-            f"{' with --timing-only' if args.timing_only else ''}; one torch thread, the classical codecs in a second "
+            f"{' with --timing-only' if args.timing_only else ''}{' with --add ' + args.add if added else ''}; one torch thread, the classical codecs in a second "
             "process). Do not edit by hand: rerun the command.",
             "",
             "Each shipped model at qualities 1-8; Pillow's JPEG, WebP (method 6) and AVIF (speed 4, 4:4:4) "

@@ -113,3 +113,54 @@ def test_cards_carry_no_machine_local_paths(own_model):
     for info in zoo.list_models(include_legacy=True):
         text = json.dumps(info.card)
         assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text, info.path.name
+
+
+_EXPORT_IN_A_FRESH_PROCESS = """
+import sys, torch
+from neurocodec.models import build_model
+from neurocodec.zoo import export_weights
+torch.manual_seed(0)
+model = build_model("block-hyperprior", refine_blocks=1, refine_hidden=8, pixel_hidden=0, hyper_channels=8,
+                    hyper_hidden=8)
+print(export_weights(model, sys.argv[1], "same", "same model", card={"b": 1, "a": 2, "steps": 3}).hex())
+"""
+
+
+def test_the_same_model_exports_to_the_same_bytes_in_every_process(tmp_path):
+    """safetensors writes its header in hash-map order, which changes per process; the export
+    canonicalises it, so one model gets one weight hash (and streams one name for it)."""
+    import subprocess
+    import sys
+
+    hashes, files = [], []
+    for i in range(3):
+        path = tmp_path / f"w{i}.safetensors"
+        out = subprocess.run([sys.executable, "-c", _EXPORT_IN_A_FRESH_PROCESS, str(path)], capture_output=True,
+                             text=True, check=True)
+        hashes.append(out.stdout.strip())
+        files.append(path.read_bytes())
+    assert len(set(hashes)) == 1 and all(f == files[0] for f in files)
+
+
+def test_canonical_header_keeps_every_tensor_and_metadata(tmp_path):
+    from safetensors.numpy import load, save
+
+    from neurocodec.zoo.weights import canonical_safetensors
+
+    tensors = {"z": np.arange(5, dtype=np.float16), "a": np.ones((2, 3), np.int32), "m": np.zeros(0, np.float32)}
+    metadata = {"zeta": "1", "alpha": "é ünïcode — card", "mid": "{\"k\": [1, 2]}"}
+    data = save(tensors, metadata=metadata)
+    canonical = canonical_safetensors(data)
+    assert canonical_safetensors(canonical) == canonical
+    length = int.from_bytes(canonical[:8], "little")
+    assert length % 8 == 0
+    header = json.loads(canonical[8:8 + length])
+    assert list(header) == ["__metadata__", "a", "m", "z"] and list(header["__metadata__"]) == sorted(metadata)
+    loaded = load(canonical)
+    assert set(loaded) == set(tensors) and all(np.array_equal(loaded[k], v) for k, v in tensors.items())
+    from safetensors import safe_open
+
+    path = tmp_path / "canonical.safetensors"
+    path.write_bytes(canonical)
+    with safe_open(str(path), "numpy") as f:
+        assert f.metadata() == metadata

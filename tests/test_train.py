@@ -294,6 +294,10 @@ def test_auto_precision_follows_the_cpu_flags(monkeypatch):
     dtype, note = precision.resolve("auto", cpu)
     assert dtype is None and "no native bf16" in note
     assert precision.resolve("bf16", cpu)[0] is torch.bfloat16 and precision.resolve("fp32", cpu)[0] is None
+    # asked for bf16 where it is emulated: still granted, with a warning that says what auto would do
+    assert "WARNING" in precision.resolve("bf16", cpu)[1] and "fp32" in precision.resolve("bf16", cpu)[1]
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ("avx512_bf16",))
+    assert "WARNING" not in precision.resolve("bf16", cpu)[1]
 
 
 def test_bf16_runs_only_the_transforms_in_bf16():

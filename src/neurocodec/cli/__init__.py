@@ -24,7 +24,8 @@ PROG = "neurocodec"
 # The registered architectures (neurocodec.models.ARCHITECTURES), spelled out so that
 # ``--help`` does not import torch; tests/test_cli.py keeps the two equal.
 ARCHITECTURE_NAMES = ("block-hyperprior", "block-context", "block-mixture", "block-mcquic", "block-swinv2",
-                      "block-region", "conv-hyperprior", "swinv2-hyperprior", "region-hyperprior", "walloc")
+                      "block-region", "block-walloc", "conv-hyperprior", "swinv2-hyperprior", "region-hyperprior",
+                      "walloc")
 #: Defaults of neurocodec.train.TrainConfig (its fields describe the train options; that
 #: module imports no torch, so --help stays fast).
 TRAIN_DEFAULTS = train_defaults()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .base import LAMBDAS, VariableRateCodec, check_quality, lambda_for_quality
+from .block_walloc import BlockWaLLoC
 from .context import BlockContext
 from .hyperprior import BlockHyperprior, ConvHyperprior
 from .mcquic import BlockMcQuic
@@ -20,6 +21,7 @@ ARCHITECTURES: dict[str, type[VariableRateCodec]] = {
     BlockMixture.architecture: BlockMixture,
     OverfitCodec.architecture: OverfitCodec,
     BlockRegion.architecture: BlockRegion,
+    BlockWaLLoC.architecture: BlockWaLLoC,
     BlockSwinV2.architecture: BlockSwinV2,
     ConvHyperprior.architecture: ConvHyperprior,
     SwinV2Hyperprior.architecture: SwinV2Hyperprior,

@@ -229,7 +229,9 @@ def training_command(cfg: RealismConfig) -> str:
 
 def export(folder: Path, out: Path) -> Path:
     """Write RUN's correction network as a shipped realism file (fp16 + card); returns ``out``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from ..zoo.weights import write_weights_file
 
     cfg = RealismConfig(**json.loads((folder / "config.json").read_text()))
     state = torch.load(folder / "checkpoint.pt", weights_only=False)
@@ -242,11 +244,7 @@ def export(folder: Path, out: Path) -> Path:
     tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in generator.state_dict().items()}
     metadata = {"kind": REALISM_KIND, "config": json.dumps(generator.config(), sort_keys=True),
                 "base_digest": base.info.decoding_digest, "card": json.dumps(card, sort_keys=True)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(out)
-    out.chmod(0o644)
+    write_weights_file(out, save(tensors, metadata=metadata))
     return out
 
 

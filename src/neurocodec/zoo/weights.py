@@ -32,6 +32,38 @@ from ..format import weight_hash_of
 if TYPE_CHECKING:  # torch is imported only where tensors are built
     import torch
 
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with a canonical header: ``__metadata__`` first, then every
+    key sorted, compact JSON, padded with spaces to a multiple of 8 bytes.
+
+    safetensors writes its header from hash maps, whose order changes from process to
+    process, so the same model exported twice got two different files and weight hashes.
+    Tensor offsets are relative to the end of the header, so re-ordering it moves no tensor
+    byte; loaders read the same tensors and metadata.
+    """
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + length])
+    ordered = {}
+    if "__metadata__" in header:
+        ordered["__metadata__"] = dict(sorted(header.pop("__metadata__").items()))
+    ordered.update(sorted(header.items()))
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + length:]
+
+
+def write_weights_file(path: str | Path, data: bytes) -> None:
+    """Write safetensors ``data`` to ``path`` canonically (:func:`canonical_safetensors`),
+    through a temporary file (a crash leaves the old file or none, never half of one);
+    read-only for the group and others."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(canonical_safetensors(data))
+    tmp.replace(path)
+    path.chmod(0o644)
+
+
 def weight_hash(path: str | Path) -> bytes:
     """First 8 bytes of the SHA-256 of a weight file (what streams record)."""
     return weight_hash_of(Path(path).read_bytes())
@@ -92,9 +124,8 @@ def rewrite_card(path: str | Path, card: dict, description: str | None = None) -
     meta["card"] = json.dumps(portable_card(card), sort_keys=True)
     if description is not None:
         meta["description"] = description
-    data = save(tensors, metadata=meta)
-    Path(path).write_bytes(data)
-    new_hash = weight_hash_of(data)
+    write_weights_file(path, save(tensors, metadata=meta))
+    new_hash = weight_hash(path)
     hints = hints_path(path)
     if hints.is_file():
         with safe_open(str(hints), framework="numpy") as f:
@@ -102,7 +133,7 @@ def rewrite_card(path: str | Path, card: dict, description: str | None = None) -
             hint_tensors = {k: f.get_tensor(k) for k in f.keys()}
         if hint_meta.get("weight_hash") == old_hash.hex():
             hint_meta["weight_hash"] = new_hash.hex()
-            hints.write_bytes(save(hint_tensors, metadata=hint_meta))
+            write_weights_file(hints, save(hint_tensors, metadata=hint_meta))
     return new_hash
 
 
@@ -117,7 +148,7 @@ def export_weights(model, path: str | Path, name: str, description: str = "", ca
         reproduce the integer prior built from their float32 originals).
     """
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     model = model.eval()
     if rebuild_tables:
@@ -138,12 +169,7 @@ def export_weights(model, path: str | Path, name: str, description: str = "", ca
         "card": json.dumps(portable_card(card or {}), sort_keys=True),
         "format": "neurocodec-weights-1",
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    tmp.replace(path)
-    path.chmod(0o644)
+    write_weights_file(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
     return weight_hash(path)
 
 
@@ -188,16 +214,13 @@ def write_encoder_hints(model, weights_path: str | Path, probe: "torch.Tensor") 
       probe: float32 (B, 3, H, W) in [0, 1], H and W multiples of ``model.pad_multiple``
         (a few 256x256 crops of training images are enough; not test images).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     energy = model.eval().measure_channel_energy(probe)
     path = hints_path(weights_path)
-    tmp = path.with_suffix(".hints-tmp")
-    save_file({"channel_energy": energy.contiguous()}, str(tmp),
-              metadata={"weight_hash": weight_hash(weights_path).hex(), "probe_shape": str(tuple(probe.shape)),
-                        "format": "neurocodec-hints-1"})
-    tmp.replace(path)
-    path.chmod(0o644)
+    write_weights_file(path, save({"channel_energy": energy.contiguous()},
+                                  metadata={"weight_hash": weight_hash(weights_path).hex(),
+                                            "probe_shape": str(tuple(probe.shape)), "format": "neurocodec-hints-1"}))
     return path
 
 
