@@ -329,14 +329,14 @@ def plot_rd_time(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     groups = {"overfit": ("tab:red", "o"), "effort": ("tab:blue", "s")}
-    for r in rows:
-        if r["bd_rate_vs_avif"] is None:
-            continue
+    placed = {}   # kind -> labels placed so far: neighbours alternate below / above their point
+    for r in sorted((r for r in rows if r["bd_rate_vs_avif"] is not None), key=lambda r: r["median_encode_s"]):
         kind = "overfit" if r["codec"].startswith("overfit") else "effort" if "effort" in r["codec"] else "classical"
         colour, marker = groups.get(kind, ("tab:gray", "^"))
         ax.scatter(r["median_encode_s"], r["bd_rate_vs_avif"], color=colour, marker=marker, s=40, zorder=3)
-        name = r["codec"].replace("block-hyperprior-mse", "default")
-        offset = (5, -11) if kind == "effort" else (5, 4)
+        name = r["codec"].replace("block-hyperprior-mse ", "default ").replace("block-hyperprior-mse", "default")
+        index = placed[kind] = placed.get(kind, -1) + 1
+        offset = ((-20, -13) if index % 2 == 0 else (-20, 7)) if kind == "effort" else (5, 4)
         ax.annotate(f"{name} ({len(r['images'])} img)", (r["median_encode_s"], r["bd_rate_vs_avif"]),
                     textcoords="offset points", xytext=offset, fontsize=7)
     # join the default's effort points (same images); the overfitted codec's rows may differ in images

@@ -89,6 +89,7 @@ def instrument(codec, timer: StageTimer) -> None:
     patch_global(codec_module, "pack", "container pack + CRC")
     patch_global(codec_module, "unpack", "container unpack + CRC")
     for attr, name in (("colour", "analysis: colour"), ("dct", "analysis: DCT"),
+                       ("encoder", "analysis: linear projection"),   # block-walloc's whole learned encoder
                        ("inverse_colour", "synthesis: inverse colour")):
         if hasattr(model, attr):
             patch_method(getattr(model, attr), "forward", name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from .errors import (FormatError, ImageError, NeurocodecError, RealismError, RealismUnavailableError,
                      UnknownModelError)
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 _LAZY = {
     "Codec": ("codec", "Codec"),
