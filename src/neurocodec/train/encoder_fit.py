@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from ..models import build_model
-from ..zoo import export_weights
 from ..zoo.weights import load_state_into, read_metadata
+from .export import export_fitted
 from .kmeans_init import load_crops
 
 TRANSFORM_OPTIONS = ("refine_blocks", "refine_hidden", "pixel_hidden", "hyper_channels", "hyper_hidden")
@@ -87,23 +87,19 @@ def encoder_fit(init_from: str | Path, data: str | Path, out: str | Path, images
     with torch.no_grad():
         student.encoder.weight.copy_(weight[:-1].t().float()[:, :, None, None])
         student.encoder.bias.copy_(weight[-1].float())
-    card = dict(
-        method="least-squares fit of the linear encoder to the parent's latents, no training "
-               "(neurocodec.train.encoder_fit)",
-        lineage=[parent.get("name", Path(init_from).stem), name],
-        parent_file=Path(init_from).name,
-        decoder="the parent's, unchanged (synthesis, hyperprior, gains)",
-        data=dict(folder=Path(data).name, images=images, crop=crop, crops_per_image=crops_per_image, scale=scale,
-                  crops=int(crops.shape[0])),
-        fit=dict(seed=int(seed), ridge=RIDGE, **stats),
+    return export_fitted(
+        student, out, name, init_from, data, crops.shape[0],
+        dict(method="least-squares fit of the linear encoder to the parent's latents, no training "
+                    "(neurocodec.train.encoder_fit)",
+             decoder="the parent's, unchanged (synthesis, hyperprior, gains)",
+             data=dict(images=images, crop=crop, crops_per_image=crops_per_image, scale=scale),
+             fit=dict(seed=int(seed), ridge=RIDGE, **stats)),
         command=(f"python -m neurocodec.train.encoder_fit --init-from {Path(init_from).name} --data "
                  f"{Path(data).name} {Path(out).name} --images {images} --seed {seed} --crop {crop} "
                  f"--crops-per-image {crops_per_image} --scale {scale}"),
-        cpu_seconds=round(time.process_time() - start, 1),
-        training_cpu_hours=0.0,
-    )
-    return export_weights(student, out, name, description=f"block-walloc with its linear encoder fitted to the "
-                          f"latents of {Path(init_from).name} (no training)", card=card)
+        cpu_start=start,
+        description=f"block-walloc with its linear encoder fitted to the latents of {Path(init_from).name} "
+                    "(no training)")
 
 
 def main(argv: list[str] | None = None) -> int:

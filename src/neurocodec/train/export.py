@@ -37,6 +37,27 @@ def export_run(run_dir: str | Path, out_path: str | Path, name: str, description
     return digest
 
 
+def export_fitted(model, out: str | Path, name: str, init_from: str | Path, data: str | Path, crops: int,
+                  fitted: dict, command: str, cpu_start: float, description: str) -> bytes:
+    """Export a model made from a parent weight file with no training (a closed-form or
+    clustering fit: ``neurocodec.train.kmeans_init``, ``neurocodec.train.encoder_fit``), with
+    the card those share: method, lineage, parent file, the crops it was fitted on, what was
+    fitted (``fitted``: card fields of the tool's own), the command, CPU seconds since
+    ``cpu_start`` (``time.process_time``) and zero training hours. Returns the weight hash.
+
+    ``fitted["method"]`` names the tool; the crop settings go in ``fitted["data"]``.
+    """
+    import time
+
+    from ..zoo.weights import read_metadata
+
+    parent = read_metadata(init_from)
+    card = dict(fitted, lineage=[parent.get("name", Path(init_from).stem), name], parent_file=Path(init_from).name,
+                command=command, cpu_seconds=round(time.process_time() - cpu_start, 1), training_cpu_hours=0.0)
+    card["data"] = dict(folder=Path(data).name, crops=int(crops), **fitted.get("data", {}))
+    return export_weights(model, out, name, description=description, card=card)
+
+
 def load_trained(state_path: str | Path, config: dict):
     """The model of a run's checkpoint or snapshot (``checkpoint.pt``, ``snapshots/stepN.pt``),
     built from the run's ``config.json`` contents. Returns (model, the saved dict, whose

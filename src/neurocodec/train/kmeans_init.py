@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from ..models import build_model
-from ..zoo import export_weights
 from ..zoo.weights import load_state_into, read_metadata
 from .data import find_images
+from .export import export_fitted
 
 SCALE_QUALITY = 4             # the default's gain used as block-mcquic's one latent scale
 UNITS_PER_QUALITY = (1, 2, 3, 4, 5, 6, 7, 8)   # fine units of rates 1..8: every rate codes one at least
@@ -203,29 +203,24 @@ def kmeans_init(init_from: str | Path, data: str | Path, out: str | Path, images
                                scale_quality, decoder_qualities)
     x = load_crops(data, images, crop, crops_per_image, scale, rng)
     stats = fit_codebooks(model, x, iterations, max_samples, generator)
-    parent = read_metadata(init_from)
-    card = dict(
-        method="k-means initialisation, no training (neurocodec.train.kmeans_init)",
-        lineage=[parent.get("name", Path(init_from).stem), name],
-        parent_file=Path(init_from).name,
-        transform="the parent's, unchanged; latent scale = the parent's gain at quality "
-                  f"{scale_quality}; rates 1..8 decode with the parent's modulations of qualities "
-                  f"{list(decoder_qualities)}",
-        data=dict(folder=Path(data).name, images=images, crop=crop, crops_per_image=crops_per_image, scale=scale,
-                  crops=int(x.shape[0])),
-        kmeans=dict(seed=int(seed), iterations=iterations, init="k-means++ (torch.Generator)",
-                    max_samples=max_samples, codebook_size=codebook_size, fine_stages=fine_stages,
-                    fine_codebooks=fine_codebooks, units_per_quality=list(units_per_quality), **stats),
+    return export_fitted(
+        model, out, name, init_from, data, x.shape[0],
+        dict(method="k-means initialisation, no training (neurocodec.train.kmeans_init)",
+             transform="the parent's, unchanged; latent scale = the parent's gain at quality "
+                       f"{scale_quality}; rates 1..8 decode with the parent's modulations of qualities "
+                       f"{list(decoder_qualities)}",
+             data=dict(images=images, crop=crop, crops_per_image=crops_per_image, scale=scale),
+             kmeans=dict(seed=int(seed), iterations=iterations, init="k-means++ (torch.Generator)",
+                         max_samples=max_samples, codebook_size=codebook_size, fine_stages=fine_stages,
+                         fine_codebooks=fine_codebooks, units_per_quality=list(units_per_quality), **stats)),
         command=(f"python -m neurocodec.train.kmeans_init --init-from {Path(init_from).name} --data "
                  f"{Path(data).name} {Path(out).name} --images {images} --seed {seed} --fine-stages {fine_stages} "
                  f"--fine-codebooks {fine_codebooks} --codebook-size {codebook_size} --scale-quality {scale_quality} "
                  f"--units-per-quality {','.join(str(u) for u in units_per_quality)} "
                  f"--decoder-qualities {','.join(str(q) for q in decoder_qualities)}"),
-        cpu_seconds=round(time.process_time() - start, 1),
-        training_cpu_hours=0.0,
-    )
-    return export_weights(model, out, name, description=f"block-mcquic with codebooks fitted by k-means on the "
-                          f"latents of {Path(init_from).name} (no training)", card=card)
+        cpu_start=start,
+        description=f"block-mcquic with codebooks fitted by k-means on the latents of {Path(init_from).name} "
+                    "(no training)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,7 +52,7 @@ def resolve(precision: str, device: torch.device) -> tuple[torch.dtype | None, s
     if precision == "bf16":
         if device.type == "cpu" and not cpu_bf16_flags():
             return torch.bfloat16, ("bf16 autocast for the transforms (asked; WARNING: this CPU has no native bf16, "
-                                    "so it is emulated: a block-hyperprior step took 15x its fp32 time on an AVX2 "
+                                    "so it is emulated: a block-hyperprior step took 14x its fp32 time on an AVX2 "
                                     "EPYC; --precision auto picks fp32 here)")
         return torch.bfloat16, "bf16 autocast for the transforms (asked)"
     if precision != "auto":
