@@ -51,6 +51,20 @@ def bd_or_none(test: Sequence[RDPoint], ref: Sequence[RDPoint]) -> float | None:
         return None
 
 
+#: Curves every other curve's BD-rate is taken against, where present.
+REFERENCES = ("JPEG", "WebP", "AVIF", "VTM (published)", "BPG (published)")
+
+
+def compare_curves(curves: dict[str, list[RDPoint]], models: Sequence[str]) -> tuple[dict, dict]:
+    """BD-rates of every curve against each of :data:`REFERENCES` present (label -> {reference:
+    % or None}), and for each of ``models`` whether it beats JPEG at each quality (model ->
+    list of bool/None; empty without a JPEG curve)."""
+    references = [r for r in REFERENCES if r in curves]
+    bd = {label: {ref: bd_or_none(curves[label], curves[ref]) for ref in references if ref != label} for label in curves}
+    beats = {name: beats_reference(curves[name], curves["JPEG"]) for name in models if "JPEG" in curves}
+    return bd, beats
+
+
 def _classical_curves(folder: str, images: int | None, keys: tuple, progress: bool = False) -> dict:
     imgs = load_images(folder)[:images] if images else load_images(folder)
     curves = {}
@@ -102,9 +116,7 @@ def run_suite(folder: str | Path, models: Sequence[str | None] = (None,), classi
                 curves[f"{label} (published)"] = load_anchors(anchors_csv, name)
             except ValueError:
                 pass
-    references = [r for r in ("JPEG", "WebP", "AVIF", "VTM (published)", "BPG (published)") if r in curves]
-    bd = {label: {ref: bd_or_none(curves[label], curves[ref]) for ref in references if ref != label} for label in curves}
-    beats = {name: beats_reference(curves[name], curves["JPEG"]) for name in curves if name in mismatches and "JPEG" in curves}
+    bd, beats = compare_curves(curves, list(mismatches))
     result = {"curves": curves, "bd": bd, "beats_jpeg": beats, "mismatches": mismatches, "measured": measured,
               "images": len(imgs), "folder": str(folder), "seconds": round(time.time() - started, 1),
               "command": command, "machine": f"{platform.machine()}, {platform.python_implementation()} "

@@ -28,9 +28,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..transforms.linear import YCBCR_FROM_RGB
 from .hyperprior import BlockHyperprior
-
-COEFFICIENTS = 64   # per colour channel: the 8x8 block DCT
 
 
 class BlockWaLLoC(BlockHyperprior):
@@ -56,10 +55,8 @@ class BlockWaLLoC(BlockHyperprior):
     def _init_ycbcr_projection(self) -> None:
         """Projection = the YCbCr matrix per DCT frequency: colour and DCT commute (both
         linear, the DCT acts on each channel alone), so this is colour + DCT."""
-        from ..transforms.linear import YCBCR_FROM_RGB
-
         colour = torch.tensor(YCBCR_FROM_RGB, dtype=torch.float32)
-        weight = torch.kron(colour, torch.eye(COEFFICIENTS))
+        weight = torch.kron(colour, torch.eye(self.dct.size ** 2))
         self.encoder.weight.copy_(weight[:, :, None, None])
         self.encoder.bias.zero_()
 

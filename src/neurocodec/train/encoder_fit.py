@@ -30,22 +30,23 @@ from ..zoo.weights import load_state_into, read_metadata
 from .export import export_fitted
 from .kmeans_init import load_crops
 
-TRANSFORM_OPTIONS = ("refine_blocks", "refine_hidden", "pixel_hidden", "hyper_channels", "hyper_hidden")
 RIDGE = 1e-6   # relative to the mean diagonal of the normal matrix
 
 
 @torch.no_grad()
-def least_squares_projection(teacher, student, crops: torch.Tensor, batch: int = 8) -> tuple[torch.Tensor, dict]:
-    """Fit ``student.encoder`` (1x1, 192 -> 192) so that ``student.analysis`` approximates
-    ``teacher.analysis`` on ``crops`` float32 (N, 3, S, S), S a multiple of 8.
+def fit_projection(teacher, student, crops: torch.Tensor, batch: int = 8) -> dict:
+    """Set ``student.encoder`` (1x1, 192 -> 192) to the least-squares fit that makes
+    ``student.analysis`` approximate ``teacher.analysis`` on ``crops`` float32 (N, 3, S, S),
+    S a multiple of 8.
 
-    Returns (weight float64 (193, 192): rows 0..191 the projection, row 192 the bias;
-    statistics: positions, and the residual's RMS in units of the default's quantisation
-    step at qualities 1, 4 and 8).
+    Returns statistics: positions, and the residual's RMS in units of the teacher's
+    quantisation step at qualities 1, 4 and 8 (from the same sums as the fit, one pass).
     """
     c = teacher.latent_channels
     normal = torch.zeros(c + 1, c + 1, dtype=torch.float64)
     cross = torch.zeros(c + 1, c, dtype=torch.float64)
+    y_energy = torch.zeros(c, dtype=torch.float64)
+    positions = 0
     for start in range(0, crops.shape[0], batch):
         x = crops[start:start + batch]
         d = student.dct(x - 0.5).permute(0, 2, 3, 1).reshape(-1, c).double()
@@ -53,40 +54,35 @@ def least_squares_projection(teacher, student, crops: torch.Tensor, batch: int =
         y = teacher.analysis(x).permute(0, 2, 3, 1).reshape(-1, c).double()
         normal += d.t() @ d
         cross += d.t() @ y
-    ridge = RIDGE * normal.diagonal().mean()
-    weight = torch.linalg.solve(normal + ridge * torch.eye(c + 1, dtype=torch.float64), cross)
-    # Residual energy from the same sums: |DW - Y|^2 = W'NW - 2 W'C + |Y|^2, per channel.
-    y_energy = torch.zeros(c, dtype=torch.float64)
-    positions = 0
-    for start in range(0, crops.shape[0], batch):
-        y = teacher.analysis(crops[start:start + batch]).permute(0, 2, 3, 1).reshape(-1, c).double()
         y_energy += (y * y).sum(0)
         positions += y.shape[0]
+    ridge = RIDGE * normal.diagonal().mean()
+    weight = torch.linalg.solve(normal + ridge * torch.eye(c + 1, dtype=torch.float64), cross)
+    student.encoder.weight.copy_(weight[:-1].t().float()[:, :, None, None])
+    student.encoder.bias.copy_(weight[-1].float())
+    # Residual energy per channel from the same sums: |DW - Y|^2 = W'NW - 2 W'C + |Y|^2.
     residual = ((weight * (normal @ weight)).sum(0) - 2 * (weight * cross).sum(0) + y_energy).clamp_min(0) / positions
     gains = torch.exp(teacher.log_gain.detach().double())   # (8, C): 1 / step
     rms = {f"q{q}": round(float((residual * gains[q - 1] ** 2).mean().sqrt()), 4) for q in (1, 4, 8)}
-    return weight, dict(positions=positions, residual_rms_steps=rms)
+    return dict(positions=positions, residual_rms_steps=rms)
 
 
 def encoder_fit(init_from: str | Path, data: str | Path, out: str | Path, images: int = 48, seed: int = 0,
                 crop: int = 256, crops_per_image: int = 2, scale: float = 0.5,
                 name: str = "block-walloc-fit") -> bytes:
     """Build ``block-walloc`` on the default's weights, fit its projection on crops of
-    ``data`` (:func:`least_squares_projection`) and export it to ``out`` with a card.
+    ``data`` (:func:`fit_projection`) and export it to ``out`` with a card.
     Returns the weight hash."""
     start = time.process_time()
     parent = read_metadata(init_from)
-    config = {k: v for k, v in parent["config"].items() if k in TRANSFORM_OPTIONS}
-    teacher = build_model(parent["architecture"], **parent["config"])
+    if parent["architecture"] != "block-hyperprior":
+        raise ValueError(f"--init-from must be a block-hyperprior weight file, got {parent['architecture']!r}")
+    teacher = build_model("block-hyperprior", **parent["config"]).eval()
     load_state_into(teacher, init_from, allow_missing=())
-    student = build_model("block-walloc", **config)
+    student = build_model("block-walloc", **parent["config"]).eval()   # the same constructor options
     load_state_into(student, init_from)
-    teacher.eval(), student.eval()
     crops = load_crops(data, images, crop, crops_per_image, scale, np.random.default_rng(int(seed)))
-    weight, stats = least_squares_projection(teacher, student, crops)
-    with torch.no_grad():
-        student.encoder.weight.copy_(weight[:-1].t().float()[:, :, None, None])
-        student.encoder.bias.copy_(weight[-1].float())
+    stats = fit_projection(teacher, student, crops)
     return export_fitted(
         student, out, name, init_from, data, crops.shape[0],
         dict(method="least-squares fit of the linear encoder to the parent's latents, no training "

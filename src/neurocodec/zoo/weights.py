@@ -32,6 +32,7 @@ from ..format import weight_hash_of
 if TYPE_CHECKING:  # torch is imported only where tensors are built
     import torch
 
+
 def canonical_safetensors(data: bytes) -> bytes:
     """The same safetensors file with a canonical header: ``__metadata__`` first, then every
     key sorted, compact JSON, padded with spaces to a multiple of 8 bytes.
@@ -52,16 +53,18 @@ def canonical_safetensors(data: bytes) -> bytes:
     return len(text).to_bytes(8, "little") + text + data[8 + length:]
 
 
-def write_weights_file(path: str | Path, data: bytes) -> None:
+def write_weights_file(path: str | Path, data: bytes) -> bytes:
     """Write safetensors ``data`` to ``path`` canonically (:func:`canonical_safetensors`),
     through a temporary file (a crash leaves the old file or none, never half of one);
-    read-only for the group and others."""
+    read-only for the group and others. Returns the written file's weight hash."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    canonical = canonical_safetensors(data)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(canonical_safetensors(data))
+    tmp.write_bytes(canonical)
     tmp.replace(path)
     path.chmod(0o644)
+    return weight_hash_of(canonical)
 
 
 def weight_hash(path: str | Path) -> bytes:
@@ -124,8 +127,7 @@ def rewrite_card(path: str | Path, card: dict, description: str | None = None) -
     meta["card"] = json.dumps(portable_card(card), sort_keys=True)
     if description is not None:
         meta["description"] = description
-    write_weights_file(path, save(tensors, metadata=meta))
-    new_hash = weight_hash(path)
+    new_hash = write_weights_file(path, save(tensors, metadata=meta))
     hints = hints_path(path)
     if hints.is_file():
         with safe_open(str(hints), framework="numpy") as f:
@@ -169,8 +171,7 @@ def export_weights(model, path: str | Path, name: str, description: str = "", ca
         "card": json.dumps(portable_card(card or {}), sort_keys=True),
         "format": "neurocodec-weights-1",
     }
-    write_weights_file(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
-    return weight_hash(path)
+    return write_weights_file(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
